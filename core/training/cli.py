@@ -38,6 +38,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--export", action="store_true", help="after training, write the shipped .safetensors file(s)")
     p.add_argument("--export-dir", type=Path, default=BUNDLED_WEIGHTS_DIR)
     p.add_argument("--name", default="tinct-small", help="model name for the exported classification model")
+    p.add_argument("--prior-correction", type=float, default=0.0, metavar="ALPHA",
+                   help="fold a logit adjustment of ALPHA·log(rebalancing weights) into the exported classification "
+                   "model (0 = pure rebalanced prediction; see core/training/prior_correction.py)")
+    p.add_argument("--note", default="", help="free text recorded in the exported file's provenance")
     p.add_argument("--hardware", default="", help="free text recorded in the provenance (default: detected)")
     p.set_defaults(func=run)
 
@@ -59,6 +63,13 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr, seed=args.seed,
                       val_every=args.val_every, heads=heads, data_root=args.data_root)
     models = train(cfg, args.run_dir, resume=not args.no_resume)
+    if args.export and args.prior_correction and "classification" in models:
+        from ..bins import rebalance_weights, smoothed_prior
+        from .prior_correction import correct_prior
+
+        state = torch.load(args.run_dir / "checkpoint.pt", weights_only=False)
+        weights = rebalance_weights(smoothed_prior(state["counts"], state["centers"]), cfg.rebalance_lambda)
+        models["classification"] = correct_prior(models["classification"], weights, args.prior_correction)
     if args.export:
         log_tail = _last_validation(args.run_dir / "log.jsonl")
         for head, model in models.items():
@@ -66,11 +77,13 @@ def run(args: argparse.Namespace) -> int:
             provenance = {
                 "command": "tinct " + " ".join(sys.argv[2:]) if len(sys.argv) > 1 else "tinct train",
                 "config": asdict(cfg),
+                "prior_correction": args.prior_correction if head == "classification" else None,
                 "data": "shared/data: imagenet-samples (1 per class) + bsds500 train/val, minus core/training/val_split.txt, "
                 "grayscale images skipped",
                 "hardware": args.hardware or f"{platform.machine()} {platform.processor()} torch {torch.__version__} "
                 f"threads={torch.get_num_threads()}",
                 "validation": log_tail,
+                "note": args.note,
             }
             path = export_model(model, args.export_dir / f"{name}.safetensors", name=name, license=LICENSE,
                                 provenance=provenance)

@@ -132,8 +132,17 @@ def validate(models: dict[str, TinctUNet], val: LabCache, size: int, temperature
     return out
 
 
-def train(cfg: TrainConfig, run_dir: Path, resume: bool = True, progress: bool = True) -> dict[str, TinctUNet]:
-    """Train (or resume) the run in ``run_dir``; returns the trained models."""
+def train(
+    cfg: TrainConfig,
+    run_dir: Path,
+    resume: bool = True,
+    progress: bool = True,
+    centers: torch.Tensor | None = None,
+) -> dict[str, TinctUNet]:
+    """Train (or resume) the run in ``run_dir``; returns the trained models.
+
+    ``centers`` (``[Q, 2]``) overrides the bin table of a new run (default: :func:`srgb_gamut_bins`).
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = run_dir / "checkpoint.pt"
     cache_dir = run_dir.parent / "cache"
@@ -146,7 +155,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = True, progress: bool =
     if state is not None:
         centers, counts = state["centers"], state["counts"]
     else:
-        centers = srgb_gamut_bins()
+        centers = srgb_gamut_bins() if centers is None else centers
         counts = bin_prior(train_cache, centers)
     prior = smoothed_prior(counts, centers)
     weights = rebalance_weights(prior, cfg.rebalance_lambda)

@@ -98,3 +98,19 @@ def test_classification_loss_falls_on_a_learnable_task(data_root, tmp_path, monk
     L = torch.rand(1, 1, 64, 64) * 100
     ref = models["classification"].eval()(L)
     torch.testing.assert_close(model(L), ref, atol=0.05, rtol=0.02)  # fp16 storage
+
+
+def test_prior_correction_shifts_logits_by_alpha_log_w():
+    from core.models.tinct_unet import TinctUNet
+    from core.training.prior_correction import correct_prior
+
+    torch.manual_seed(0)
+    m = TinctUNet(num_bins=len(CENTERS)).eval()
+    w = torch.rand(len(CENTERS)) * 4 + 0.1
+    L = torch.rand(1, 1, 64, 64) * 100
+    base = m(L)
+    torch.testing.assert_close(correct_prior(m, w, 0.0)(L), base)
+    torch.testing.assert_close(correct_prior(m, w, 0.5)(L), base - 0.5 * w.log()[None, :, None, None], atol=1e-5, rtol=0)
+    assert torch.equal(m(L), base)  # the original is untouched
+    with pytest.raises(ValueError):
+        correct_prior(m, w, 1.5)

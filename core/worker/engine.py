@@ -1,0 +1,194 @@
+"""What the worker does with a request: run the colorization engine on raw pixels.
+
+Operations (request ``"op"``):
+
+- ``ping``: ``{"ok", "pid", "protocol"}``; cheap, loads nothing.
+- ``models``: ``{"ok", "models": [...]}`` from ``core.loading.list_models()``.
+- ``colorize``: arrays ``pixels`` (``[H,W,C]``, C 1..4, u8/u16/f32 0..1) and optionally ``hint``
+  (``[H,W,4]`` RGBA in the same dtype; opaque pixels are colour hints); ``options``:
+  ``model`` (default ``"default"``), ``temperature``, ``render_size`` (0 = the model's own),
+  ``post`` (list of post-processing names), ``post_strength``. Reply: array ``pixels``, the
+  same dtype, RGB or RGBA (alpha kept), and ``timing`` ``{"engine_s"}``.
+- ``colorize_sequence``: arrays ``frame0`` .. ``frameN-1`` (one dtype; sizes may differ), options as
+  above plus ``temporal`` (bool). N replies, one per frame in order, each with ``index``, ``of``
+  and array ``pixels``.
+- ``shutdown``: stops the worker.
+
+A model name ``random:<arch>`` builds that architecture with seeded random weights (for tests
+and benchmarks before trained weights exist). Models stay loaded between requests; the last
+``keep_models`` used are kept.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import OrderedDict
+from typing import Iterator
+
+import numpy as np
+
+from core.worker.server import Reply, Shutdown
+from gimp_plugin.tinct_colorize import tinct_wire as wire
+
+NUMPY_DTYPES = {"u8": np.uint8, "u16": np.uint16, "f32": np.float32}
+WIRE_DTYPES = {np.dtype(v): k for k, v in NUMPY_DTYPES.items()}
+
+
+class RequestError(Exception):
+    """A request the engine cannot do; the message is shown to the user as is."""
+
+
+def to_array(spec: dict, data: memoryview) -> np.ndarray:
+    """A numpy view of a payload array (no copy)."""
+    return np.frombuffer(data, dtype=NUMPY_DTYPES[spec["dtype"]]).reshape(spec["shape"])
+
+
+def from_array(name: str, array: np.ndarray) -> tuple[dict, memoryview]:
+    """A header entry and the bytes of ``array`` for a reply."""
+    array = np.ascontiguousarray(array)
+    if array.dtype not in WIRE_DTYPES:
+        raise RequestError(f"the engine returned {array.dtype} pixels, which the protocol cannot carry")
+    return wire.array_spec(name, WIRE_DTYPES[array.dtype], array.shape), memoryview(array).cast("B")
+
+
+def _pixels_3d(spec: dict, data: memoryview) -> np.ndarray:
+    array = to_array(spec, data)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or not 1 <= array.shape[2] <= 4:
+        raise RequestError(f"pixels must be [H, W, 1..4], got shape {list(array.shape)}")
+    if array.dtype == np.float32:
+        # GIMP's float images may hold values outside 0..1 (and NaN); the engine takes 0..1.
+        array = np.clip(np.nan_to_num(array, nan=0.0), 0.0, 1.0)
+    return array
+
+
+def hints_from_rgba(hint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(ab ``[H,W,2]`` float32, mask ``[H,W]`` bool) from an RGBA hint layer: its opaque pixels' colours."""
+    from skimage.color import rgb2lab
+
+    scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(hint.dtype, 1.0)
+    rgba = hint.astype(np.float32) / np.float32(scale)
+    mask = rgba[..., 3] > 0.5
+    ab = rgb2lab(np.clip(rgba[..., :3], 0.0, 1.0))[..., 1:].astype(np.float32)
+    ab[~mask] = 0.0
+    return ab, mask
+
+
+class EngineHandler:
+    """The production request handler: keeps ``Colorizer`` objects warm between requests."""
+
+    def __init__(self, device: str = "auto", keep_models: int = 2):
+        self.device = device
+        self.keep_models = keep_models
+        self._colorizers: OrderedDict[str, object] = OrderedDict()
+
+    def handle(self, header: dict, payload: bytearray) -> Iterator[Reply]:
+        """Yield the replies to one request; engine failures become ``{"ok": false}`` replies."""
+        op = header.get("op")
+        try:
+            if op == "ping":
+                yield {"ok": True, "pid": os.getpid(), "protocol": wire.PROTOCOL_VERSION}, ()
+            elif op == "shutdown":
+                raise Shutdown()
+            elif op == "models":
+                from core.loading import list_models
+
+                yield {"ok": True, "models": list(list_models())}, ()
+            elif op == "colorize":
+                yield self._colorize(header, payload)
+            elif op == "colorize_sequence":
+                yield from self._colorize_sequence(header, payload)
+            else:
+                yield {"ok": False, "error": f"unknown operation {op!r}"}, ()
+        except (RequestError, wire.ProtocolError) as exc:
+            yield {"ok": False, "error": str(exc)}, ()
+        except ImportError as exc:
+            yield {"ok": False, "error": f"the Tinct engine is not installed completely ({exc})"}, ()
+        except (KeyError, ValueError, TypeError, RuntimeError, MemoryError) as exc:
+            yield {"ok": False, "error": f"the engine failed: {exc}"}, ()
+
+    def colorizer(self, model: str) -> object:
+        """The ``Colorizer`` for ``model``, loading it on first use."""
+        if model in self._colorizers:
+            self._colorizers.move_to_end(model)
+            return self._colorizers[model]
+        from core.pipeline import Colorizer
+
+        if model.startswith("random:"):
+            import torch
+
+            from core.models import create_model
+
+            torch.manual_seed(0)
+            colorizer = Colorizer(create_model(model.split(":", 1)[1]).eval(), self.device)
+        else:
+            colorizer = Colorizer(model, self.device)
+        self._colorizers[model] = colorizer
+        while len(self._colorizers) > self.keep_models:
+            self._colorizers.popitem(last=False)
+        return colorizer
+
+    @staticmethod
+    def _options(header: dict) -> tuple[str, dict]:
+        options = header.get("options") or {}
+        if not isinstance(options, dict):
+            raise RequestError("'options' must be an object")
+        model = str(options.get("model") or "default")
+        opts: dict = {"temperature": float(options.get("temperature", 0.38))}
+        if not 0.0 < opts["temperature"] <= 1.0:
+            raise RequestError(f"temperature must be in (0, 1], got {opts['temperature']}")
+        render = int(options.get("render_size") or 0)
+        if render:
+            opts["render_size"] = render
+        post = [str(p) for p in options.get("post") or () if p and p != "none"]
+        if post:
+            opts["post"] = tuple(post)
+            opts["post_strength"] = float(options.get("post_strength", 1.0))
+        return model, opts
+
+    def _colorize(self, header: dict, payload: bytearray) -> Reply:
+        arrays = wire.split_arrays(header, payload)
+        if "pixels" not in arrays:
+            raise RequestError("the request has no 'pixels' array")
+        pixels = _pixels_3d(*arrays["pixels"])
+        model, opts = self._options(header)
+        colorizer = self.colorizer(model)
+        warnings = []
+        if "hint" in arrays:
+            hint = to_array(*arrays["hint"])
+            if hint.shape != pixels.shape[:2] + (4,):
+                raise RequestError(f"the hint layer must be [H, W, 4] like the pixels, got {list(hint.shape)}")
+            if getattr(colorizer, "accepts_hints", False):
+                hint_ab, hint_mask = hints_from_rgba(hint)
+                opts["hint_ab"], opts["hint_mask"] = hint_ab, hint_mask.astype(np.float32)
+            else:
+                warnings.append(f"model {model!r} does not take colour hints; the hint layer was ignored")
+        started = time.perf_counter()
+        result = colorizer.colorize_array(pixels, **opts)
+        spec, data = from_array("pixels", result)
+        reply = {"ok": True, "arrays": [spec], "timing": {"engine_s": time.perf_counter() - started}}
+        if warnings:
+            reply["warnings"] = warnings
+        return reply, (data,)
+
+    def _colorize_sequence(self, header: dict, payload: bytearray) -> Iterator[Reply]:
+        arrays = wire.split_arrays(header, payload)
+        count = len(arrays)
+        names = [f"frame{i}" for i in range(count)]
+        if count == 0 or sorted(arrays) != sorted(names):
+            raise RequestError("a sequence request carries arrays frame0 .. frameN-1")
+        frames = [_pixels_3d(*arrays[name]) for name in names]
+        if len({f.dtype for f in frames}) != 1:
+            raise RequestError("all frames of a sequence must have the same precision")
+        model, opts = self._options(header)
+        temporal = bool((header.get("options") or {}).get("temporal", True))
+        from core.video.temporal import colorize_sequence
+
+        colorizer = self.colorizer(model)
+        temperature = opts.pop("temperature")
+        for index, result in enumerate(colorize_sequence(iter(frames), colorizer, temperature=temperature,
+                                                         temporal=temporal, **opts)):
+            spec, data = from_array("pixels", result)
+            yield {"ok": True, "index": index, "of": count, "arrays": [spec]}, (data,)

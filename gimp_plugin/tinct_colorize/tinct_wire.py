@@ -1,0 +1,141 @@
+"""Tinct worker protocol, version 1: length-prefixed messages carrying JSON headers and raw pixels.
+
+Standard library only: the GIMP plug-in (GIMP's Python) and the engine worker (the project's
+virtual environment) both import this one file.
+
+A message is::
+
+    prefix   20 bytes, network order (struct "!4sHHIQ"): magic b"TNCT", u16 protocol version,
+             u16 reserved (0), u32 header length, u64 payload length
+    header   UTF-8 JSON object
+    payload  raw bytes: the arrays listed in header["arrays"], concatenated in order, C order,
+             little-endian; each entry is {"name": str, "dtype": "u8"|"u16"|"f32", "shape": [...]}
+
+Requests carry ``"op"`` and the worker's ``"token"``; replies carry ``"ok"`` (and ``"error"``
+when false). A peer that sees another magic, another version, a header over ``MAX_HEADER``
+bytes or a payload over its limit answers with an error reply and closes the connection.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+from typing import Iterable, Sequence
+
+MAGIC = b"TNCT"
+PROTOCOL_VERSION = 1
+PREFIX = struct.Struct("!4sHHIQ")
+MAX_HEADER = 1 << 20
+DEFAULT_MAX_PAYLOAD = 2 << 30
+MAX_SIDE = 1 << 17
+DTYPE_SIZES = {"u8": 1, "u16": 2, "f32": 4}
+
+
+class ProtocolError(Exception):
+    """A message that is malformed, of another version, or over a size limit."""
+
+
+class VersionMismatch(ProtocolError):
+    """The peer speaks another protocol version (``peer_version``)."""
+
+    def __init__(self, peer_version: int):
+        super().__init__(f"the peer speaks Tinct protocol {peer_version}, this side {PROTOCOL_VERSION}")
+        self.peer_version = peer_version
+
+
+class TooLarge(ProtocolError):
+    """A header or payload over the receiver's limit."""
+
+
+def send_message(sock: socket.socket, header: dict, payload: Sequence[bytes | bytearray | memoryview] = ()) -> None:
+    """Send one message; ``payload`` parts are sent as they are, without copying them together."""
+    head = json.dumps(header, separators=(",", ":")).encode()
+    size = sum(len(memoryview(part).cast("B")) for part in payload)
+    sock.sendall(PREFIX.pack(MAGIC, PROTOCOL_VERSION, 0, len(head), size) + head)
+    for part in payload:
+        sock.sendall(part)
+
+
+def recv_exact(sock: socket.socket, size: int, into: bytearray | None = None) -> bytearray:
+    """Read exactly ``size`` bytes or raise ``ConnectionError`` at end of stream."""
+    buf = into if into is not None else bytearray(size)
+    view = memoryview(buf)
+    got = 0
+    while got < size:
+        n = sock.recv_into(view[got:], min(size - got, 1 << 24))
+        if n == 0:
+            raise ConnectionError("the connection closed in the middle of a message")
+        got += n
+    return buf
+
+
+def recv_prefix(sock: socket.socket, max_payload: int = DEFAULT_MAX_PAYLOAD) -> tuple[int, int]:
+    """Read and check a prefix; returns (header length, payload length)."""
+    first = sock.recv(PREFIX.size)
+    if not first:
+        raise EOFError("the connection closed before a message")
+    raw = first + bytes(recv_exact(sock, PREFIX.size - len(first))) if len(first) < PREFIX.size else first
+    magic, version, _reserved, head_len, payload_len = PREFIX.unpack(raw)
+    if magic != MAGIC:
+        raise ProtocolError("not a Tinct message (bad magic)")
+    if version != PROTOCOL_VERSION:
+        raise VersionMismatch(version)
+    if head_len > MAX_HEADER:
+        raise TooLarge(f"header of {head_len} bytes is over the {MAX_HEADER}-byte limit")
+    if payload_len > max_payload:
+        raise TooLarge(f"payload of {payload_len} bytes is over the {max_payload}-byte limit")
+    return head_len, payload_len
+
+
+def recv_message(sock: socket.socket, max_payload: int = DEFAULT_MAX_PAYLOAD) -> tuple[dict, bytearray]:
+    """Read one message: (header dict, payload bytes). Raises ``ProtocolError`` or ``ConnectionError``."""
+    head_len, payload_len = recv_prefix(sock, max_payload)
+    try:
+        header = json.loads(bytes(recv_exact(sock, head_len)).decode())
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ProtocolError(f"the message header is not valid JSON: {exc}") from None
+    if not isinstance(header, dict):
+        raise ProtocolError("the message header is not a JSON object")
+    payload = recv_exact(sock, payload_len)
+    check_arrays(header.get("arrays", []), payload_len)
+    return header, payload
+
+
+def array_spec(name: str, dtype: str, shape: Iterable[int]) -> dict:
+    """A header entry describing one array of the payload."""
+    return {"name": name, "dtype": dtype, "shape": [int(s) for s in shape]}
+
+
+def array_nbytes(spec: dict) -> int:
+    """Bytes taken by an array entry, after checking it is well formed."""
+    if not isinstance(spec, dict) or spec.get("dtype") not in DTYPE_SIZES or not isinstance(spec.get("name"), str):
+        raise ProtocolError(f"malformed array entry: {spec!r}")
+    shape = spec.get("shape")
+    if not isinstance(shape, list) or not 1 <= len(shape) <= 3 or not all(
+            isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= MAX_SIDE for s in shape):
+        raise ProtocolError(f"malformed array shape in {spec!r}")
+    size = DTYPE_SIZES[spec["dtype"]]
+    for side in shape:
+        size *= side
+    return size
+
+
+def check_arrays(specs: object, payload_len: int) -> None:
+    """Check that the array entries are well formed and add up to the payload length."""
+    if not isinstance(specs, list):
+        raise ProtocolError("'arrays' must be a list")
+    total = sum(array_nbytes(spec) for spec in specs)
+    if total != payload_len:
+        raise ProtocolError(f"the arrays take {total} bytes but the payload has {payload_len}")
+
+
+def split_arrays(header: dict, payload: bytearray) -> dict[str, tuple[dict, memoryview]]:
+    """Map each array name to (its entry, a view of its bytes in the payload)."""
+    view = memoryview(payload)
+    out, offset = {}, 0
+    for spec in header.get("arrays", []):
+        size = array_nbytes(spec)
+        out[spec["name"]] = (spec, view[offset:offset + size])
+        offset += size
+    return out

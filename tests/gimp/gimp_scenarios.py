@@ -1,0 +1,126 @@
+"""Batch code run inside GIMP 3 by the GIMP tests and the benchmark (not imported by pytest).
+
+``PARAMS`` (a dict) is defined in front of this text by the caller: ``out_dir`` (where results
+go, as GIMP sees it), ``model`` (the model's choice id), ``args`` (procedure arguments for every
+case) and ``cases`` (see ``run_case``). For each
+case it writes ``<name>.json`` (statuses, layer stack, names, modes, masks) and raw pixel dumps
+``<name>.src_before`` / ``.src_after`` / ``.new`` that the host checks with numpy.
+"""
+
+import json
+import os
+import time
+
+from gi.repository import Gegl, Gimp, Gio
+
+PDB = Gimp.get_pdb()
+OUT = PARAMS["out_dir"]  # noqa: F821 - defined by the caller
+
+
+def dump(drawable, fmt, path):
+    rect = Gegl.Rectangle.new(0, 0, drawable.get_width(), drawable.get_height())
+    data = drawable.get_buffer().get(rect, 1.0, fmt, Gegl.AbyssPolicy.NONE)
+    with open(path, "wb") as handle:
+        handle.write(data)
+
+
+def run_procedure(name, image, drawables, **args):
+    procedure = PDB.lookup_procedure(name)
+    config = procedure.create_config()
+    config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    config.set_property("image", image)
+    config.set_core_object_array("drawables", drawables)
+    for key, value in args.items():
+        config.set_property(key.replace("_", "-"), value)
+    started = time.perf_counter()
+    result = procedure.run(config)
+    return result, time.perf_counter() - started
+
+
+def layer_info(layer):
+    _, x, y = layer.get_offsets()
+    return {"name": layer.get_name(), "width": layer.get_width(), "height": layer.get_height(), "x": x, "y": y,
+            "mode": layer.get_mode().value_nick, "mask": layer.get_mask() is not None, "alpha": layer.has_alpha()}
+
+
+def prepare(case):
+    image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(case["path"]))
+    layer = image.get_layers()[0]
+    if case.get("precision"):
+        image.convert_precision(getattr(Gimp.Precision, case["precision"]))
+    if case.get("alpha_offsets"):
+        layer.add_alpha()
+        dx, dy = case["alpha_offsets"]
+        image.resize(image.get_width() + 2 * dx, image.get_height() + 2 * dy, 0, 0)
+        layer.set_offsets(dx, dy)
+    if case.get("select"):
+        image.select_rectangle(Gimp.ChannelOps.REPLACE, *case["select"])
+    if case.get("group"):
+        group = Gimp.GroupLayer.new(image, "frames")
+        image.insert_layer(group, None, 0)
+        return image, group
+    if case.get("indexed"):
+        image.convert_indexed(Gimp.ConvertDitherType.NONE, Gimp.ConvertPaletteType.GENERATE, 16, False, False, "")
+        layer = image.get_layers()[0]
+    if case.get("frames"):
+        for index in range(1, case["frames"]):
+            frame = layer.copy()
+            frame.set_name(f"frame {index + 1}")
+            image.insert_layer(frame, None, 0)
+            frame.set_offsets(index, 0)
+        layer.set_name("frame 1")
+    return image, layer
+
+
+def run_case(case):
+    """Run one case; cases colorize one layer unless ``animation`` is set."""
+    name, fmt = case["name"], case.get("fmt", "R'G'B'A u8")
+    image, source = prepare(case)
+    record = {"base_type_before": image.get_base_type().value_nick}
+    if case.get("animation"):
+        frames = list(reversed(image.get_layers()))
+        for index, frame in enumerate(frames):
+            dump(frame, fmt, os.path.join(OUT, f"{name}.frame{index}"))
+        result, seconds = run_procedure("plug-in-tinct-colorize-animation", image, [], model=PARAMS["model"],
+                                        temperature=case.get("temperature", 0.38), **PARAMS.get("args", {}))
+        record["status"] = result.index(0).value_nick
+        if record["status"] == "success":
+            new_image = result.index(1)
+            new_frames = list(reversed(new_image.get_layers()))
+            record["new_layers"] = [layer_info(layer) for layer in new_frames]
+            record["new_base_type"] = new_image.get_base_type().value_nick
+            for index, frame in enumerate(new_frames):
+                dump(frame, fmt, os.path.join(OUT, f"{name}.newframe{index}"))
+        record["layers"] = [layer_info(layer) for layer in image.get_layers()]
+    else:
+        if not case.get("group"):
+            dump(source, fmt, os.path.join(OUT, f"{name}.src_before"))
+        before = [layer.get_name() for layer in image.get_layers()]
+        args = {"model": PARAMS["model"], "temperature": case.get("temperature", 0.38), **PARAMS.get("args", {})}
+        args.update(case.get("args", {}))
+        timings = []
+        for _ in range(case.get("repeat", 1)):
+            result, seconds = run_procedure("plug-in-tinct-colorize", image, [source], **args)
+            timings.append(seconds)
+        record["seconds"] = timings
+        record["status"] = result.index(0).value_nick
+        layers = image.get_layers()
+        record["layers_before"] = before
+        record["layers"] = [layer_info(layer) for layer in layers]
+        record["base_type_after"] = image.get_base_type().value_nick
+        if record["status"] == "success" and not case.get("group"):
+            record["source_index"] = [layer.get_id() for layer in layers].index(source.get_id())
+            new = layers[record["source_index"] - 1]
+            dump(source, fmt, os.path.join(OUT, f"{name}.src_after"))
+            dump(new, fmt, os.path.join(OUT, f"{name}.new"))
+    with open(os.path.join(OUT, f"{name}.json"), "w") as handle:
+        json.dump(record, handle)
+    image.delete()
+
+
+registered = {name: PDB.lookup_procedure(name) is not None
+              for name in ("plug-in-tinct-colorize", "plug-in-tinct-colorize-animation")}
+with open(os.path.join(OUT, "registered.json"), "w") as handle:
+    json.dump(registered, handle)
+for case in PARAMS["cases"]:
+    run_case(case)

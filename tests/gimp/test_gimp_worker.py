@@ -1,0 +1,273 @@
+"""The engine worker and its protocol, without GIMP: a real ``python -m core.worker`` process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import stat
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gimp_plugin.tinct_colorize import tinct_client as client_mod
+from gimp_plugin.tinct_colorize import tinct_rendezvous as rendezvous
+from gimp_plugin.tinct_colorize import tinct_wire as wire
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def run_dir(monkeypatch):
+    # Short path: Unix socket paths are limited to ~104 bytes.
+    path = Path(tempfile.mkdtemp(prefix="tw-", dir="/tmp"))
+    monkeypatch.setenv("TINCT_RUNTIME_DIR", str(path))
+    yield path
+    endpoint = rendezvous.read_endpoint(path)
+    if endpoint:
+        _kill(endpoint["pid"])
+    for child in path.iterdir():
+        child.unlink()
+    path.rmdir()
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def start_worker(run_dir: Path, *extra: str, env: dict | None = None) -> tuple[subprocess.Popen, dict]:
+    proc = subprocess.Popen([sys.executable, "-m", "core.worker", "--run-dir", str(run_dir), *extra],
+                            cwd=ROOT, env={**os.environ, **(env or {})}, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        endpoint = rendezvous.read_endpoint(run_dir)
+        if endpoint and endpoint["pid"] == proc.pid:
+            return proc, endpoint
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.05)
+    raise AssertionError("the worker did not publish its endpoint")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(20) == 0
+
+
+def request(endpoint: dict, header: dict, parts=()) -> dict:
+    with rendezvous.connect(endpoint, 10) as sock:
+        wire.send_message(sock, {"token": endpoint["token"], **header}, parts)
+        reply, _ = wire.recv_message(sock)
+    return reply
+
+
+def raw_exchange(endpoint: dict, data: bytes) -> dict:
+    with rendezvous.connect(endpoint, 10) as sock:
+        sock.sendall(data)
+        reply, _ = wire.recv_message(sock)
+    return reply
+
+
+def test_socket_and_endpoint_are_private(run_dir):
+    proc, endpoint = start_worker(run_dir, "--idle-timeout", "60")
+    try:
+        sock_mode = os.stat(endpoint["address"]).st_mode
+        assert stat.S_ISSOCK(sock_mode) and stat.S_IMODE(sock_mode) == 0o600
+        assert stat.S_IMODE(os.stat(run_dir / rendezvous.ENDPOINT_FILE).st_mode) == 0o600
+        assert stat.S_IMODE(os.stat(run_dir).st_mode) == 0o700
+        assert request(endpoint, {"op": "ping"}) == {"ok": True, "pid": proc.pid, "protocol": 1}
+    finally:
+        stop(proc)
+    assert not (run_dir / rendezvous.SOCKET_FILE).exists()
+    assert not (run_dir / rendezvous.ENDPOINT_FILE).exists()
+
+
+def test_malformed_and_oversize_requests_are_refused(run_dir):
+    proc, endpoint = start_worker(run_dir, "--idle-timeout", "60", "--max-payload", "1000")
+    try:
+        reply = raw_exchange(endpoint, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert not reply["ok"] and "bad magic" in reply["error"]
+        reply = raw_exchange(endpoint, wire.PREFIX.pack(wire.MAGIC, 1, 0, 5, 0) + b"{nope")
+        assert not reply["ok"] and "JSON" in reply["error"]
+        reply = raw_exchange(endpoint, wire.PREFIX.pack(wire.MAGIC, 1, 0, 2, 10**6) + b"{}")
+        assert not reply["ok"] and "over the 1000-byte limit" in reply["error"]
+        reply = raw_exchange(endpoint, wire.PREFIX.pack(wire.MAGIC, 1, 0, 2**31, 0))
+        assert not reply["ok"] and "header" in reply["error"]
+        reply = raw_exchange(endpoint, wire.PREFIX.pack(wire.MAGIC, 99, 0, 2, 0) + b"{}")
+        assert not reply["ok"] and "protocol 99" in reply["error"]
+        spec = wire.array_spec("pixels", "u8", (4, 4, 3))
+        reply = request(endpoint, {"op": "colorize", "arrays": [spec]}, [b"\0" * 47])
+        assert not reply["ok"] and "48 bytes but the payload has 47" in reply["error"]
+        reply = request(endpoint, {"op": "colorize", "arrays": [{"name": "pixels", "dtype": "f64", "shape": [1]}]})
+        assert not reply["ok"] and "malformed" in reply["error"]
+        reply = request(endpoint, {"op": "colorize", "arrays": [wire.array_spec("pixels", "u8", (0, 4))]})
+        assert not reply["ok"] and "malformed" in reply["error"]
+        reply = request(endpoint, {"op": "ping", "token": "wrong"})
+        assert not reply["ok"] and "token" in reply["error"]
+        assert not request(endpoint, {"op": "launch-missiles"})["ok"]
+        # The worker survives all of that.
+        assert request(endpoint, {"op": "ping"})["ok"]
+    finally:
+        stop(proc)
+
+
+def test_one_worker_per_user(run_dir):
+    proc, endpoint = start_worker(run_dir, "--idle-timeout", "60")
+    try:
+        second = subprocess.run([sys.executable, "-m", "core.worker", "--run-dir", str(run_dir)], cwd=ROOT,
+                                capture_output=True, text=True, timeout=60)
+        assert second.returncode == 3 and "already running" in second.stderr
+        assert request(endpoint, {"op": "ping"})["pid"] == proc.pid
+    finally:
+        stop(proc)
+
+
+def test_idle_timeout_stops_the_worker(run_dir):
+    proc, endpoint = start_worker(run_dir, "--idle-timeout", "1")
+    assert request(endpoint, {"op": "ping"})["ok"]
+    assert proc.wait(30) == 0
+    assert not (run_dir / rendezvous.SOCKET_FILE).exists()
+    assert rendezvous.read_endpoint(run_dir) is None
+
+
+def test_shutdown_request(run_dir):
+    proc, endpoint = start_worker(run_dir, "--idle-timeout", "60")
+    assert request(endpoint, {"op": "shutdown"}) == {"ok": True, "stopping": True}
+    assert proc.wait(20) == 0
+
+
+def _client(run_dir: Path, idle: float = 60) -> client_mod.WorkerClient:
+    config = client_mod.EngineConfig(python=Path(sys.executable), project_root=ROOT, idle_timeout=idle)
+    return client_mod.WorkerClient(config, start_timeout=60)
+
+
+def test_client_starts_the_worker_and_replaces_a_stale_socket(run_dir):
+    # Leftovers of a worker that died without cleaning up: a dead socket file and its endpoint.
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(run_dir / rendezvous.SOCKET_FILE))
+    stale.close()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    rendezvous.write_endpoint(run_dir, {"protocol": 1, "pid": dead.pid, "transport": "unix",
+                                        "address": str(run_dir / rendezvous.SOCKET_FILE), "token": "x"})
+    client = _client(run_dir)
+    reply, _ = client.request("ping")
+    assert reply["ok"] and reply["pid"] != dead.pid
+    assert client.request("ping")[0]["pid"] == reply["pid"]  # reused, not restarted
+
+
+def test_client_restarts_a_crashed_worker(run_dir):
+    client = _client(run_dir)
+    first = client.request("ping")[0]["pid"]
+    os.kill(first, signal.SIGKILL)
+    time.sleep(0.2)
+    second = client.request("ping")[0]["pid"]
+    assert second != first
+
+
+def test_client_replaces_a_worker_of_another_protocol(run_dir):
+    client = _client(run_dir)
+    pid = client.request("ping")[0]["pid"]
+    endpoint = rendezvous.read_endpoint(run_dir)
+    rendezvous.write_endpoint(run_dir, {**endpoint, "protocol": 0})
+    assert client.request("ping")[0]["pid"] != pid
+
+
+def test_client_reports_a_missing_engine(run_dir):
+    config = client_mod.EngineConfig(python=Path("/nonexistent/python"), project_root=ROOT)
+    with pytest.raises(client_mod.EngineError, match="Python was not found"):
+        client_mod.WorkerClient(config).request("ping")
+
+
+def test_client_reports_an_engine_that_cannot_start(run_dir, tmp_path):
+    # A project whose worker dies at start-up (as a broken venv would), shadowing the real one.
+    (tmp_path / "core" / "worker").mkdir(parents=True)
+    (tmp_path / "core" / "__init__.py").write_text("")
+    (tmp_path / "core" / "worker" / "__init__.py").write_text("")
+    (tmp_path / "core" / "worker" / "__main__.py").write_text("raise SystemExit('engine broken: no torch')")
+    config = client_mod.EngineConfig(python=Path(sys.executable), project_root=tmp_path)
+    with pytest.raises(client_mod.EngineError, match="could not start(.|\n)*engine broken: no torch"):
+        client_mod.WorkerClient(config, start_timeout=60).request("ping")
+
+
+def test_client_refuses_oversize_images_before_sending(run_dir):
+    client = _client(run_dir)
+    client.request("ping")
+    endpoint = rendezvous.read_endpoint(run_dir)
+    rendezvous.write_endpoint(run_dir, {**endpoint, "max_payload": 100})
+    with pytest.raises(client_mod.EngineError, match="too large"):
+        client.request("colorize", {}, [(wire.array_spec("pixels", "u8", (10, 10, 3)), b"\0" * 300)])
+
+
+def test_tcp_transport_needs_the_token(run_dir):
+    proc, endpoint = start_worker(run_dir, "--idle-timeout", "60", env={"TINCT_WORKER_TRANSPORT": "tcp"})
+    try:
+        assert endpoint["transport"] == "tcp" and endpoint["address"][0] == "127.0.0.1"
+        assert request(endpoint, {"op": "ping"})["ok"]
+        assert "token" in request(endpoint, {"op": "ping", "token": ""})["error"]
+    finally:
+        stop(proc)
+
+
+def test_config_file_and_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv("TINCT_PYTHON", raising=False)
+    monkeypatch.delenv("TINCT_PROJECT_ROOT", raising=False)
+    monkeypatch.delenv("TINCT_MODELS", raising=False)
+    (tmp_path / client_mod.CONFIG_FILE).write_text(json.dumps(
+        {"python": "/opt/venv/bin/python", "project_root": "/opt/tinct", "models": ["eccv16"], "idle_timeout": 5}))
+    config = client_mod.load_config(tmp_path)
+    assert config.python == Path("/opt/venv/bin/python") and config.project_root == Path("/opt/tinct")
+    assert config.models == ["default", "eccv16"] and config.idle_timeout == 5
+    monkeypatch.setenv("TINCT_PYTHON", "/x/python")
+    assert client_mod.load_config(tmp_path).python == Path("/x/python")
+    (tmp_path / client_mod.CONFIG_FILE).write_text("{broken")
+    with pytest.raises(client_mod.EngineError, match="unreadable"):
+        client_mod.load_config(tmp_path)
+
+
+def test_runtime_dir_refuses_a_directory_others_own(monkeypatch, tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create a directory owned by another user")
+    other = tmp_path / "other"
+    other.mkdir(mode=0o700)
+    os.chown(other, 12345, 12345)
+    monkeypatch.setenv("TINCT_RUNTIME_DIR", str(other))
+    with pytest.raises(rendezvous.RendezvousError, match="not a directory owned by you"):
+        rendezvous.runtime_dir()
+
+
+def _engine_available() -> str | None:
+    try:
+        import core.pipeline  # noqa: F401
+    except ImportError as exc:
+        return f"core.pipeline is not available yet ({exc})"
+    return None
+
+
+@pytest.mark.skipif(_engine_available() is not None, reason=str(_engine_available()))
+def test_colorize_over_the_worker_keeps_L_and_alpha(run_dir):
+    from skimage.color import rgb2lab
+
+    rng = np.random.default_rng(0)
+    gray = np.repeat(np.linspace(0, 65535, 48 * 40, dtype=np.float64).reshape(40, 48, 1), 1, axis=2)
+    pixels = np.concatenate([gray, gray, gray, rng.integers(0, 65536, (40, 48, 1))], axis=2).astype(np.uint16)
+    client = _client(run_dir)
+    reply, payload = client.request("colorize", {"model": "random:eccv16", "temperature": 0.38, "render_size": 64},
+                                    [(wire.array_spec("pixels", "u16", pixels.shape), pixels.tobytes())])
+    spec = reply["arrays"][0]
+    assert spec["dtype"] == "u16" and spec["shape"] == [40, 48, 4]
+    out = np.frombuffer(payload, np.uint16).reshape(40, 48, 4)
+    assert np.array_equal(out[..., 3], pixels[..., 3])
+    L_in = rgb2lab(pixels[..., :3] / 65535.0)[..., 0]
+    L_out = rgb2lab(out[..., :3] / 65535.0)[..., 0]
+    assert np.abs(L_in - L_out).max() < 1.0
+    assert reply["timing"]["engine_s"] > 0

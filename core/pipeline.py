@@ -1,0 +1,750 @@
+"""The colorization pipeline and Python API: ``Colorizer`` and ``colorize``.
+
+Stages (timed by ``tinct bench`` through :func:`record_stage_times`):
+
+1. ``lab``: L at full resolution from the pixels (:func:`luminance_from_pixels`; a colour input
+   counts as its L*; integer gray goes through a lookup table).
+2. ``network``: the network at a render size: the longer side scaled to ``render_size`` keeping the aspect
+   ratio, reflect-padded to the model's stride (:func:`render_geometry`, :func:`render_input`).
+3. ``decode``: decoding of the output into ab (``core.decode``; optional ``core.post`` steps).
+4. ``upsample``: edge-aware upsampling of ab guided by the full-resolution L (``core.upsample``).
+5. ``merge``: the ORIGINAL L with the ab into RGB, reducing chroma where a colour falls outside
+   sRGB so that L* stays exactly the input's (:func:`lab_to_rgb_keep_l`, :func:`quantize_rgb`).
+
+``Colorizer.colorize_L`` is the one path every caller goes through (CLI, GIMP worker, video).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor
+
+from .color import gray_to_l, lab_to_xyz, linear_to_srgb, rgb_to_l, rgb_to_lab, xyz_to_linear_rgb
+from .decode import DECODE_METHODS, DEFAULT_TEMPERATURE, decode_logits
+from .device import inference_dtype, resolve_device
+from .upsample import guided_upsample
+
+# Chosen by measuring eccv16's network time against render size (2 CPU cores, 4:3 photo):
+# 192 -> 0.18 s, 256 -> 0.31 s, 320 -> 0.47 s, 384 -> 0.68 s, 512 -> 1.28 s. The cost grows with
+# the square of the size while 256 is the scale the reference models were trained and run at;
+# at 256 the network is about a third of the 12 MP end-to-end time.
+DEFAULT_RENDER_SIZE = 256
+DEFAULT_BATCH_SIZE = 4
+# Linear-RGB slack before a colour counts as out of gamut (far below one 16-bit step).
+_GAMUT_TOLERANCE = 1e-5
+_MERGE_BAND_PIXELS = 1 << 19  # measured: smaller bands cost more in per-op overhead than they save
+_GAMUT_BISECTION_STEPS = 5  # chroma within 1/32 of the largest that fits
+
+
+# --------------------------------------------------------------------------------- stage timing
+
+_stage_times: dict[str, list[float]] | None = None
+
+
+@contextlib.contextmanager
+def record_stage_times() -> Any:
+    """Within this block, the pipeline records seconds per stage (``lab``, ``network``,
+    ``decode``, ``upsample``, ``merge``) into the yielded dict of lists (used by ``tinct bench``)."""
+    global _stage_times
+    previous, _stage_times = _stage_times, {}
+    try:
+        yield _stage_times
+    finally:
+        _stage_times = previous
+
+
+@contextlib.contextmanager
+def _stage(name: str, device: torch.device) -> Any:
+    if _stage_times is None:
+        yield
+        return
+    _synchronize(device)
+    start = time.perf_counter()
+    yield
+    _synchronize(device)
+    _stage_times.setdefault(name, []).append(time.perf_counter() - start)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+# --------------------------------------------------------------------------------- geometry
+
+
+@dataclass(frozen=True)
+class RenderGeometry:
+    """Where an image goes through the network.
+
+    Attributes:
+        height, width: the image resized for the network (multiples of ``out_stride``).
+        padded_height, padded_width: after reflect padding to multiples of ``stride``.
+        out_height, out_width: the network-output cells that cover the image (padding cropped).
+    """
+
+    height: int
+    width: int
+    padded_height: int
+    padded_width: int
+    out_height: int
+    out_width: int
+
+
+def render_geometry(height: int, width: int, render_size: int, stride: int, out_stride: int) -> RenderGeometry:
+    """Render size for an ``height`` x ``width`` image: the longer side becomes ``render_size``
+    (rounded to a multiple of ``out_stride``), the shorter one keeps the aspect ratio."""
+    if height < 1 or width < 1:
+        raise ValueError(f"image size must be positive, got {width}x{height}")
+    if render_size < stride or render_size < out_stride:
+        raise ValueError(f"render size must be at least the model's stride {max(stride, out_stride)}, got {render_size}")
+
+    def snap(value: float) -> int:
+        return max(out_stride, int(round(value / out_stride)) * out_stride)
+
+    scale = render_size / max(height, width)
+    rh, rw = snap(height * scale), snap(width * scale)
+    ph, pw = math.ceil(rh / stride) * stride, math.ceil(rw / stride) * stride
+    return RenderGeometry(rh, rw, ph, pw, rh // out_stride, rw // out_stride)
+
+
+def _pad(x: Tensor, bottom: int, right: int) -> Tensor:
+    if bottom == 0 and right == 0:
+        return x
+    mode = "reflect" if bottom < x.shape[-2] and right < x.shape[-1] else "replicate"
+    return F.pad(x, (0, right, 0, bottom), mode=mode)
+
+
+def render_input(L: Tensor, geometry: RenderGeometry) -> Tensor:
+    """Full-resolution L ``[N, 1, H, W]`` -> the network's input ``[N, 1, padded_h, padded_w]``
+    (area-averaged when shrinking, bilinear when enlarging, then reflect-padded)."""
+    size = (geometry.height, geometry.width)
+    if L.shape[-2] >= size[0] and L.shape[-1] >= size[1]:
+        resized = F.adaptive_avg_pool2d(L, size)
+    else:
+        resized = F.interpolate(L, size=size, mode="bilinear", align_corners=False)
+    return _pad(resized, geometry.padded_height - geometry.height, geometry.padded_width - geometry.width)
+
+
+def _hints_for_render(hint_ab: Tensor, hint_mask: Tensor, geometry: RenderGeometry) -> tuple[Tensor, Tensor]:
+    """Full-resolution hints -> render size: a cell is hinted when any of its pixels is, with the
+    mean ab of its hinted pixels; padding carries no hints."""
+    size = (geometry.height, geometry.width)
+    mask = (hint_mask > 0.5).float()
+    if mask.shape[-2] >= size[0] and mask.shape[-1] >= size[1]:
+        coverage = F.adaptive_avg_pool2d(mask, size)
+        ab_sum = F.adaptive_avg_pool2d(hint_ab.float() * mask, size)
+    else:
+        coverage = F.interpolate(mask, size=size, mode="nearest")
+        ab_sum = F.interpolate(hint_ab.float() * mask, size=size, mode="nearest")
+    hinted = coverage > 0
+    ab = torch.where(hinted, ab_sum / coverage.clamp_min(1e-12), torch.zeros_like(ab_sum))
+    pad = (0, geometry.padded_width - geometry.width, 0, geometry.padded_height - geometry.height)
+    return F.pad(ab, pad), F.pad(hinted.float(), pad)
+
+
+# --------------------------------------------------------------------------------- colour stages
+
+
+@functools.lru_cache(maxsize=2)
+def _gray_lut(levels: int) -> np.ndarray:
+    codes = torch.arange(levels, dtype=torch.float64).div_(levels - 1).view(1, 1, levels)
+    return gray_to_l(codes).view(levels).to(torch.float32).numpy()
+
+
+def split_alpha(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """``[H, W]`` / ``[H, W, 1..4]`` -> (colour ``[H, W, 1|3]``, alpha ``[H, W]`` or None)."""
+    if pixels.ndim == 2:
+        return pixels[:, :, None], None
+    if pixels.ndim != 3 or pixels.shape[2] not in (1, 2, 3, 4):
+        raise ValueError(f"pixels must be [H,W] or [H,W,1..4], got shape {pixels.shape}")
+    channels = pixels.shape[2]
+    if channels in (2, 4):
+        return pixels[:, :, : channels - 1], pixels[:, :, channels - 1]
+    return pixels, None
+
+
+def _check_dtype(pixels: np.ndarray) -> None:
+    if pixels.dtype not in (np.uint8, np.uint16, np.float32):
+        raise ValueError(f"pixels must be uint8, uint16 or float32 (0..1), got {pixels.dtype}")
+    if pixels.size == 0:
+        raise ValueError(f"pixels are empty (shape {pixels.shape})")
+
+
+def _unit_tensor(color: np.ndarray, device: torch.device) -> Tensor:
+    """``[H, W, C]`` pixels -> float32 ``[1, C, H, W]`` in [0, 1] on ``device``."""
+    if not color.flags.writeable:  # e.g. np.asarray(PIL image); torch wants writable memory
+        color = color.copy()
+    t = torch.from_numpy(np.ascontiguousarray(color)).to(device)
+    scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(color.dtype)
+    t = t.permute(2, 0, 1).unsqueeze(0).to(torch.float32)
+    return t.div_(scale) if scale else t.clamp(0.0, 1.0)
+
+
+def luminance_from_pixels(color: np.ndarray, device: torch.device | str = "cpu") -> Tensor:
+    """L* of gray or RGB pixels.
+
+    Args:
+        color: ``[H, W, 1]`` gray or ``[H, W, 3]`` sRGB, uint8 | uint16 | float32 in [0, 1].
+        device: where the result lives.
+    Returns:
+        ``[1, 1, H, W]`` float32 L* in [0, 100]. Integer gray goes through a lookup table.
+    """
+    device = torch.device(device)
+    if color.shape[2] == 1 and color.dtype in (np.uint8, np.uint16):
+        lut = _gray_lut(256 if color.dtype == np.uint8 else 65536)
+        return torch.from_numpy(lut[color[:, :, 0]]).to(device)[None, None]
+    unit = _unit_tensor(color, device)
+    return gray_to_l(unit) if color.shape[2] == 1 else rgb_to_l(unit)
+
+
+def _linear_from_lab(lab: Tensor) -> Tensor:
+    return xyz_to_linear_rgb(lab_to_xyz(lab))
+
+
+def linear_keep_l(L: Tensor, ab: Tensor) -> Tensor:
+    """Lab -> linear sRGB in [0, 1] with L* kept exactly: out-of-gamut colours lose chroma (same
+    hue, bisection on the chroma scale) instead of being clipped per channel, which would change
+    their lightness.
+
+    Args:
+        L: ``[N, 1, H, W]`` float32 L* in [0, 100].
+        ab: ``[N, 2, H, W]`` float32 ab units.
+    Returns:
+        ``[N, 3, H, W]`` float32 linear RGB in [0, 1].
+    """
+    linear = _linear_from_lab(torch.cat([L, ab], dim=1))
+    outside = (linear.amin(dim=1) < -_GAMUT_TOLERANCE) | (linear.amax(dim=1) > 1.0 + _GAMUT_TOLERANCE)
+    if bool(outside.any()):
+        n, y, x = outside.nonzero(as_tuple=True)
+        l_pts = L[n, 0, y, x]  # [k]
+        ab_pts = ab[n, :, y, x]  # [k, 2]
+        low = torch.zeros_like(l_pts)  # chroma scale known to be in gamut (gray always is)
+        high = torch.ones_like(l_pts)
+        best = _points_linear(l_pts, torch.zeros_like(ab_pts))  # [k, 3], the gray of that L
+        for _ in range(_GAMUT_BISECTION_STEPS):
+            mid = (low + high) * 0.5
+            candidate = _points_linear(l_pts, ab_pts * mid[:, None])
+            inside = ((candidate >= -_GAMUT_TOLERANCE) & (candidate <= 1.0 + _GAMUT_TOLERANCE)).all(dim=1)
+            low = torch.where(inside, mid, low)
+            high = torch.where(inside, high, mid)
+            best = torch.where(inside[:, None], candidate, best)
+        linear.permute(0, 2, 3, 1)[n, y, x] = best
+    return linear.clamp_(0.0, 1.0)
+
+
+def lab_to_rgb_keep_l(L: Tensor, ab: Tensor) -> Tensor:
+    """Lab -> sRGB ``[N, 3, H, W]`` float32 in [0, 1] with L* kept exactly (see :func:`linear_keep_l`)."""
+    return linear_to_srgb(linear_keep_l(L, ab)).clamp_(0.0, 1.0)
+
+
+@functools.lru_cache(maxsize=4)
+def _srgb8_lut(device: torch.device) -> Tensor:
+    """sRGB 8-bit code of every linear value ``i / 65535`` (65536 entries, uint8)."""
+    linear = torch.arange(65536, dtype=torch.float64).div_(65535.0).view(1, 1, -1).repeat(3, 1, 1)
+    codes = linear_to_srgb(linear)[0, 0].mul_(255.0).add_(0.5).clamp_(0.0, 255.0)
+    return codes.to(torch.uint8).to(device)
+
+
+def merge_to_pixels(L: Tensor, ab: Tensor, dtype: np.dtype) -> np.ndarray:
+    """The ORIGINAL L and the predicted ab -> ``[H, W, 3]`` sRGB pixels of ``dtype``.
+
+    Works in bands of rows so the chain of per-pixel operations stays in the CPU caches at
+    12 MP. 8-bit output encodes linear values through a 16-bit lookup table (error below 0.05 of
+    a code step near black, where the sRGB curve is steepest); 16-bit and float outputs use the
+    exact transfer function.
+
+    Args:
+        L: ``[1, 1, H, W]`` float32 L* in [0, 100].
+        ab: ``[1, 2, H, W]`` float32 ab units.
+        dtype: ``uint8``, ``uint16`` or ``float32``.
+    Returns:
+        ``[H, W, 3]`` numpy array; its L* is the input's up to the output's rounding.
+    """
+    dtype = np.dtype(dtype)
+    height, width = L.shape[-2:]
+    ab = ab.to(device=L.device, dtype=torch.float32)
+    if dtype != np.uint8:
+        return quantize_rgb(lab_to_rgb_keep_l(L, ab)[0], dtype)
+    lut = _srgb8_lut(L.device)
+    out = torch.empty(height, width, 3, dtype=torch.uint8, device=L.device)
+    rows = max(1, _MERGE_BAND_PIXELS // width)
+    for top in range(0, height, rows):
+        band = slice(top, top + rows)
+        linear = linear_keep_l(L[:, :, band], ab[:, :, band])[0]
+        index = linear.mul_(65535.0).add_(0.5).to(torch.int32)
+        out[band] = lut[index].permute(1, 2, 0)
+    return out.cpu().numpy()
+
+
+def _points_linear(l_pts: Tensor, ab_pts: Tensor) -> Tensor:
+    lab = torch.cat([l_pts[:, None], ab_pts], dim=1).T.reshape(3, 1, -1)
+    return _linear_from_lab(lab).reshape(3, -1).T
+
+
+def quantize_rgb(rgb: Tensor, dtype: np.dtype) -> np.ndarray:
+    """``[3, H, W]`` float sRGB in [0, 1] -> ``[H, W, 3]`` numpy of ``dtype`` (uint8, uint16 rounded; float32 as is)."""
+    dtype = np.dtype(dtype)
+    if dtype == np.float32:
+        return rgb.permute(1, 2, 0).contiguous().cpu().numpy()
+    peak = 255.0 if dtype == np.uint8 else 65535.0
+    torch_dtype = torch.uint8 if dtype == np.uint8 else torch.int32
+    scaled = rgb.mul(peak).add_(0.5).clamp_(0.0, peak).to(torch_dtype)  # truncation after +0.5 rounds
+    out = scaled.permute(1, 2, 0).contiguous().cpu().numpy()
+    return out if dtype == np.uint8 else out.astype(np.uint16)
+
+
+def join_alpha(rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    """``[H, W, 3]`` + optional ``[H, W]`` alpha (same dtype) -> ``[H, W, 3|4]``."""
+    if alpha is None:
+        return rgb
+    return np.concatenate([rgb, alpha[:, :, None].astype(rgb.dtype, copy=False)], axis=2)
+
+
+def mask_tensor(mask: Any, size: tuple[int, int], device: torch.device) -> Tensor:
+    """A user mask -> ``[1, 1, H, W]`` float32 in [0, 1].
+
+    Args:
+        mask: float array ``[H, W]`` in [0, 1], bool array, a PIL image (mode "L", 0..255; other
+            modes are converted to "L"), or a tensor ``[H, W]`` / ``[N|1, 1, H, W]``.
+        size: the image's (H, W), which the mask must match.
+    """
+    if isinstance(mask, Image.Image):
+        mask = np.asarray(mask.convert("L"), dtype=np.float32) / 255.0
+    if isinstance(mask, np.ndarray):
+        if mask.dtype == np.bool_:
+            mask = mask.astype(np.float32)
+        elif mask.dtype == np.uint8:
+            mask = mask.astype(np.float32) / 255.0
+        mask = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))
+    if not isinstance(mask, Tensor):
+        raise ValueError(f"mask must be an array, tensor or PIL image, got {type(mask).__name__}")
+    mask = mask.to(device=device, dtype=torch.float32)
+    if mask.dim() == 2:
+        mask = mask[None, None]
+    if mask.dim() != 4 or mask.shape[1] != 1 or tuple(mask.shape[-2:]) != tuple(size):
+        raise ValueError(f"mask must be {size[0]}x{size[1]} like the image, got shape {list(mask.shape)}")
+    lo, hi = float(mask.min()), float(mask.max())
+    if lo < 0.0 or hi > 1.0 or math.isnan(lo) or math.isnan(hi):
+        raise ValueError(f"mask values must lie in [0, 1], got [{lo:g}, {hi:g}]")
+    return mask
+
+
+# --------------------------------------------------------------------------------- the Colorizer
+
+
+@dataclass
+class _Item:
+    """One image going through ``colorize_L``; tensors ``[1, C, H, W]`` on the Colorizer's device."""
+
+    L: Tensor
+    geometry: RenderGeometry
+    mask: Tensor | None = None
+    source_ab: Tensor | None = None
+    hint_ab: Tensor | None = None
+    hint_mask: Tensor | None = None
+
+
+def _load_named_model(name: str, device: torch.device, dtype: torch.dtype, fetch: bool, mirror: str | None) -> nn.Module:
+    from .loading import load_model
+
+    return load_model(name, device=str(device), dtype=dtype, fetch=fetch, mirror=mirror)
+
+
+class Colorizer:
+    """A model on a device, ready to colorize; reuse it for many images.
+
+    Args:
+        model: a model name (``core.loading.load_model``; ``"default"`` is the embedded model)
+            or a network following the contract of ``core.models``.
+        device: ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda[:N]"``, ``"mps"``.
+        half: float16 network; ``None`` = on CUDA only.
+        fetch, mirror: passed to ``load_model`` for weights that are not present yet.
+    """
+
+    def __init__(
+        self,
+        model: str | nn.Module = "default",
+        device: str | torch.device = "auto",
+        half: bool | None = None,
+        *,
+        fetch: bool = False,
+        mirror: str | None = None,
+    ):
+        self.device = resolve_device(device)
+        self.dtype = inference_dtype(self.device, half)
+        if isinstance(model, str):
+            self.name = model
+            self.model = _load_named_model(model, self.device, self.dtype, fetch, mirror)
+        elif isinstance(model, nn.Module):
+            self.name = type(model).__name__
+            self.model = model.eval().to(device=self.device, dtype=self.dtype)
+        else:
+            raise TypeError(f"model must be a name or an nn.Module, got {type(model).__name__}")
+        for attribute in ("output", "stride", "out_stride"):
+            if not hasattr(self.model, attribute):
+                raise TypeError(f"model {self.name!r} does not follow the model contract (no .{attribute})")
+        if self.model.output not in ("logits", "ab"):
+            raise TypeError(f"model {self.name!r} has unknown output kind {self.model.output!r}")
+        self.stride = int(self.model.stride)
+        self.out_stride = int(self.model.out_stride)
+        self.accepts_hints = bool(getattr(self.model, "accepts_hints", False))
+        self.logit_fold = float(getattr(self.model, "logit_fold", 1.0))
+        centers = getattr(self.model, "bin_centers", None)
+        self.bin_centers = centers.detach().to(self.device, torch.float32) if centers is not None else None
+        if self.model.output == "logits" and self.bin_centers is None:
+            raise TypeError(f"model {self.name!r} outputs logits but has no bin_centers")
+
+    # ----------------------------------------------------------------- the one path
+
+    def colorize_L(
+        self,
+        L: Tensor | Sequence[Tensor],
+        *,
+        temperature: float = DEFAULT_TEMPERATURE,
+        decode: str = "annealed",
+        render_size: int | None = None,
+        post: Sequence[str] = (),
+        post_strength: float = 1.0,
+        mask: Any = None,
+        mask_colorize: bool = False,
+        source_ab: Tensor | Sequence[Tensor | None] | None = None,
+        hint_ab: Tensor | Sequence[Tensor | None] | None = None,
+        hint_mask: Tensor | Sequence[Tensor | None] | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> Tensor | list[Tensor]:
+        """Predict full-resolution ab for full-resolution L.
+
+        Args:
+            L: ``[N, 1, H, W]`` float32 L* in [0, 100] (any device), or a list of ``[1, 1, Hi, Wi]``
+                tensors of different sizes (images whose renders have the same size share a batch).
+            temperature: annealed-mean temperature T > 0 (``decode="annealed"``).
+            decode: ``"annealed"``, ``"mode"`` or ``"mean"``.
+            render_size: the network's input size along the longer side (default
+                ``DEFAULT_RENDER_SIZE``).
+            post: ``core.post`` step names (``"crf"``, ``"segments"``, ``"tv"``); empty = none.
+            post_strength: in [0, 1], how strongly the post steps act.
+            mask: where post-processing (and with ``mask_colorize`` the colorization itself) acts:
+                ``[H, W]`` float in [0, 1], a PIL "L" image, or ``[N|1, 1, H, W]``; one per image in list form.
+            mask_colorize: outside the mask keep the input's own colour (``source_ab``, default
+                gray); soft mask values blend.
+            source_ab: ``[N, 2, H, W]`` the input's own ab, used with ``mask_colorize``.
+            hint_ab, hint_mask: ``[N, 2, H, W]`` ab hints (ab units) and ``[N, 1, H, W]`` {0, 1}
+                for models with ``accepts_hints`` (ignored by others).
+            batch_size: images per network call.
+        Returns:
+            ``[N, 2, H, W]`` float32 ab on L's device (a list of ``[1, 2, Hi, Wi]`` for list input).
+        """
+        self._check_options(temperature, decode, post, post_strength, batch_size)
+        render_size = DEFAULT_RENDER_SIZE if render_size is None else int(render_size)
+        as_list = not isinstance(L, Tensor)
+        Ls = list(L) if as_list else [L]
+        if not Ls:
+            return []
+        out_devices = [x.device for x in Ls]
+        with torch.no_grad():
+            items = self._make_items(Ls, render_size, mask, mask_colorize, source_ab, hint_ab, hint_mask, as_list)
+            ab_low, guide_low = self._predict_low(items, temperature, decode, post, post_strength, batch_size)
+            with _stage("upsample", self.device):
+                results = [
+                    self._finish(item, plain, processed, guide, mask_colorize).to(device)
+                    for item, (plain, processed), guide, device in zip(items, ab_low, guide_low, out_devices)
+                ]
+        return results if as_list else results[0]
+
+    def _check_options(self, temperature, decode, post, post_strength, batch_size) -> None:
+        if decode not in DECODE_METHODS:
+            raise ValueError(f"unknown decode method {decode!r}; choose one of {', '.join(DECODE_METHODS)}")
+        if decode == "annealed" and not (temperature > 0 and math.isfinite(temperature)):
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        if isinstance(post, str):
+            raise ValueError(f"post must be a sequence of step names, not the string {post!r}")
+        if not 0.0 <= post_strength <= 1.0:
+            raise ValueError(f"post strength must be in [0, 1], got {post_strength}")
+        if batch_size < 1:
+            raise ValueError(f"batch size must be >= 1, got {batch_size}")
+
+    def _make_items(self, Ls, render_size, mask, mask_colorize, source_ab, hint_ab, hint_mask, as_list) -> list[_Item]:
+        def per_image(value, name):
+            if value is None:
+                return [None] * len(Ls)
+            if as_list:
+                values = list(value)
+                if len(values) != len(Ls):
+                    raise ValueError(f"{name}: expected one entry per image ({len(Ls)}), got {len(values)}")
+                return values
+            return [value]
+
+        items = []
+        zipped = zip(Ls, per_image(mask, "mask"), per_image(source_ab, "source_ab"),
+                     per_image(hint_ab, "hint_ab"), per_image(hint_mask, "hint_mask"))
+        for L, m, src, h_ab, h_mask in zipped:
+            if not isinstance(L, Tensor) or L.dim() != 4 or L.shape[1] != 1 or L.shape[0] < 1:
+                shape = list(L.shape) if isinstance(L, Tensor) else type(L).__name__
+                raise ValueError(f"L must be [N,1,H,W] float L* in [0,100], got {shape}")
+            n, _, height, width = L.shape
+            L = L.to(device=self.device, dtype=torch.float32)
+            item = _Item(L=L, geometry=render_geometry(height, width, render_size, self.stride, self.out_stride))
+            if m is not None:
+                item.mask = mask_tensor(m, (height, width), self.device)
+            if mask_colorize and item.mask is None:
+                raise ValueError("mask_colorize needs a mask")
+            if src is not None:
+                item.source_ab = self._full_res(src, n, 2, (height, width), "source_ab")
+            if h_ab is not None or h_mask is not None:
+                if h_ab is None or h_mask is None:
+                    raise ValueError("hint_ab and hint_mask must be given together")
+                item.hint_ab = self._full_res(h_ab, n, 2, (height, width), "hint_ab")
+                item.hint_mask = self._full_res(h_mask, n, 1, (height, width), "hint_mask")
+            items.append(item)
+        return items
+
+    def _full_res(self, value: Tensor, n: int, channels: int, size: tuple[int, int], name: str) -> Tensor:
+        if not isinstance(value, Tensor) or value.dim() != 4 or value.shape[1] != channels \
+                or value.shape[0] not in (1, n) or tuple(value.shape[-2:]) != tuple(size):
+            shape = list(value.shape) if isinstance(value, Tensor) else type(value).__name__
+            raise ValueError(f"{name} must be [{n},{channels},{size[0]},{size[1]}], got {shape}")
+        return value.to(device=self.device, dtype=torch.float32).expand(n, -1, -1, -1)
+
+    def _predict_low(self, items, temperature, decode, post, post_strength, batch_size):
+        """Network + decode at output resolution, batching renders of equal padded size.
+
+        Returns per item: (ab without post, ab with post or None) ``[n, 2, oh, ow]``, and the
+        guide L ``[n, 1, oh, ow]`` the network saw, pooled to the output grid.
+        """
+        with _stage("network", self.device):
+            renders, raw_out = self._run_renders(items, batch_size)
+        ab_low, guide_low = [], []
+        with _stage("decode", self.device):
+            for item, render, out in zip(items, renders, raw_out):
+                g = item.geometry
+                guide = F.avg_pool2d(render[:, :, : g.height, : g.width], self.out_stride)
+                plain = self.decode_output(out, temperature=temperature, decode=decode)
+                processed = None
+                if post:
+                    processed = self.post_process(out, guide, post, temperature=temperature, decode=decode,
+                                                  strength=post_strength)
+                ab_low.append((plain, processed))
+                guide_low.append(guide)
+        return ab_low, guide_low
+
+    def _run_renders(self, items: list[_Item], batch_size: int) -> tuple[list[Tensor], list[Tensor]]:
+        """Render inputs and raw network outputs (cropped to the image's cells) per item."""
+        renders = [render_input(item.L, item.geometry) for item in items]
+        hints = [
+            _hints_for_render(item.hint_ab, item.hint_mask, item.geometry) if item.hint_ab is not None else None
+            for item in items
+        ]
+        groups: dict[tuple[int, int], list[int]] = {}
+        for index, render in enumerate(renders):
+            groups.setdefault(tuple(render.shape[-2:]), []).append(index)
+        raw_out: list[Tensor | None] = [None] * len(items)
+        for indices in groups.values():
+            for start in range(0, len(indices), batch_size):
+                chunk = indices[start : start + batch_size]
+                output = self.run_network(
+                    torch.cat([renders[i] for i in chunk]),
+                    self._batch_hints([hints[i] for i in chunk], [renders[i] for i in chunk]),
+                )
+                offset = 0
+                for i in chunk:
+                    count = renders[i].shape[0]
+                    geometry = items[i].geometry
+                    raw_out[i] = output[offset : offset + count, :, : geometry.out_height, : geometry.out_width]
+                    offset += count
+        return renders, raw_out
+
+    def _batch_hints(self, hints: list, renders: list[Tensor]) -> tuple[Tensor, Tensor] | None:
+        if not self.accepts_hints or all(h is None for h in hints):
+            return None
+        abs_, masks = [], []
+        for h, render in zip(hints, renders):
+            if h is None:
+                shape = render.shape
+                h = (render.new_zeros(shape[0], 2, *shape[-2:]), render.new_zeros(shape[0], 1, *shape[-2:]))
+            abs_.append(h[0])
+            masks.append(h[1])
+        return torch.cat(abs_), torch.cat(masks)
+
+    # ----------------------------------------------------------------- stages (also timed by the bench)
+
+    def run_network(self, L_render: Tensor, hints: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        """The network on ``[B, 1, Hp, Wp]`` L* renders -> its raw output (logits or ab), float32,
+        at output resolution including the padded cells."""
+        with torch.inference_mode():
+            x = L_render.to(device=self.device, dtype=self.dtype)
+            if hints is not None and self.accepts_hints:
+                out = self.model(x, hints[0].to(x.dtype), hints[1].to(x.dtype))
+            else:
+                out = self.model(x)
+        return out.float()
+
+    def decode_output(self, output: Tensor, *, temperature: float = DEFAULT_TEMPERATURE,
+                      decode: str = "annealed") -> Tensor:
+        """Raw network output ``[N, Q|2, h, w]`` -> ab ``[N, 2, h, w]`` float32."""
+        if self.model.output == "ab":
+            return output.float()
+        return decode_logits(output, self.bin_centers, logit_fold=self.logit_fold, method=decode,
+                             temperature=temperature)
+
+    def post_process(self, output: Tensor, guide: Tensor, steps: Sequence[str], *, temperature: float,
+                     decode: str, strength: float) -> Tensor:
+        """Decode with ``core.post`` steps at output resolution; ``guide`` is L ``[N, 1, h, w]``."""
+        from .post import apply_post
+
+        is_logits = self.model.output == "logits"
+        return apply_post(
+            tuple(steps),
+            logits=output if is_logits else None,
+            ab=None if is_logits else output,
+            L=guide,
+            bin_centers=self.bin_centers,
+            logit_fold=self.logit_fold,
+            temperature=temperature,
+            decode=decode,
+            strength=strength,
+        )
+
+    def _finish(self, item: _Item, plain: Tensor, processed: Tensor | None, guide: Tensor,
+                mask_colorize: bool) -> Tensor:
+        if processed is None:
+            ab = guided_upsample(plain, item.L, guide_low=guide)
+        elif item.mask is None:
+            ab = guided_upsample(processed, item.L, guide_low=guide)
+        else:
+            from .post import blend_with_mask
+
+            ab = blend_with_mask(guided_upsample(plain, item.L, guide_low=guide),
+                                 guided_upsample(processed, item.L, guide_low=guide), item.mask)
+        if mask_colorize:
+            own = item.source_ab if item.source_ab is not None else torch.zeros_like(ab)
+            ab = torch.lerp(own, ab, item.mask)
+        return ab
+
+    # ----------------------------------------------------------------- arrays and images
+
+    def colorize_array(self, pixels: np.ndarray, **opts: Any) -> np.ndarray:
+        """Colorize pixels.
+
+        Args:
+            pixels: ``[H, W]`` or ``[H, W, 1..4]`` (gray, gray+alpha, RGB, RGBA), uint8 | uint16 |
+                float32 in [0, 1]; a colour input is treated as its L*.
+            **opts: as :meth:`colorize_L`; ``mask`` is ``[H, W]``; ``hint_ab`` ``[H, W, 2]`` and
+                ``hint_mask`` ``[H, W]`` arrays are accepted too.
+        Returns:
+            ``[H, W, 3|4]`` RGB(A) of the input's dtype, alpha unchanged; its L* equals the input's
+            up to the output's rounding. With ``mask_colorize``, pixels where the mask is 0 are
+            the input's own.
+        """
+        for key in _PER_IMAGE_OPTIONS:
+            if opts.get(key) is not None:
+                opts[key] = [opts[key]]
+        return self.colorize_arrays([pixels], **opts)[0]
+
+    def colorize_arrays(self, images: Sequence[np.ndarray], **opts: Any) -> list[np.ndarray]:
+        """:meth:`colorize_array` for several images in one go (same-size renders share a batch).
+
+        The per-image options ``mask``, ``hint_ab`` and ``hint_mask`` are lists, one entry per image.
+        """
+        images = [np.asarray(p) for p in images]
+        for p in images:
+            _check_dtype(p)
+        parts = [split_alpha(p) for p in images]
+        with torch.no_grad():
+            with _stage("lab", self.device):
+                Ls = [luminance_from_pixels(color, self.device) for color, _ in parts]
+            if opts.get("hint_ab") is not None or opts.get("hint_mask") is not None:
+                for key, channels in (("hint_ab", 2), ("hint_mask", 1)):
+                    opts[key] = [_hw_to_tensor(h, channels) for h in (opts.get(key) or [None] * len(Ls))]
+            if opts.get("mask_colorize"):
+                opts["source_ab"] = [
+                    rgb_to_lab(_unit_tensor(color, self.device))[:, 1:] if color.shape[2] == 3 else None
+                    for color, _ in parts
+                ]
+            abs_ = self.colorize_L(Ls, **opts)
+            masks = opts.get("mask") or [None] * len(Ls)
+            outputs = []
+            with _stage("merge", self.device):
+                for (color, alpha), L, ab, m in zip(parts, Ls, abs_, masks):
+                    out = merge_to_pixels(L, ab, color.dtype)
+                    if opts.get("mask_colorize") and color.shape[2] == 3:
+                        untouched = mask_tensor(m, color.shape[:2], torch.device("cpu"))[0, 0].numpy() == 0
+                        out[untouched] = color[untouched]
+                    outputs.append(join_alpha(out, alpha))
+        return outputs
+
+    def colorize_image(self, image: Image.Image, **opts: Any) -> Image.Image:
+        """Colorize a PIL image; returns RGB (or RGBA when it has alpha), 8 bits per channel
+        (Pillow has no 16-bit RGB mode; use :meth:`colorize_array` or ``core.imageio`` for that).
+        The ICC profile (when RGB) is kept in ``info``."""
+        from .imageio import pil_to_pixels, rgb_profile_or_none, to_uint8
+
+        image.load()
+        pixels, icc = pil_to_pixels(image, image.info.get("icc_profile"))
+        out = self.colorize_array(pixels, **opts)
+        if out.dtype == np.uint16:
+            out = to_uint8(out)
+        elif out.dtype == np.float32:
+            out = (np.clip(out, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        result = Image.fromarray(out, "RGBA" if out.shape[2] == 4 else "RGB")
+        profile = rgb_profile_or_none(icc)
+        if profile:
+            result.info["icc_profile"] = profile
+        return result
+
+
+def _hw_to_tensor(value: Any, channels: int) -> Tensor | None:
+    """``[H, W]`` / ``[H, W, C]`` array (or an already ``[N, C, H, W]`` tensor) -> ``[1, C, H, W]`` float32."""
+    if value is None or isinstance(value, Tensor):
+        return value
+    array = np.asarray(value, dtype=np.float32)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] != channels:
+        raise ValueError(f"expected an [H,W{',' + str(channels) if channels > 1 else ''}] hint array, got {array.shape}")
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))[None]
+
+
+# --------------------------------------------------------------------------------- module-level API
+
+_PER_IMAGE_OPTIONS = ("mask", "hint_ab", "hint_mask")
+_COLORIZERS: dict[tuple[str, str, Any], Colorizer] = {}
+
+
+def get_colorizer(model: str | nn.Module = "default", device: str = "auto", half: bool | None = None,
+                  **load: Any) -> Colorizer:
+    """A process-wide ``Colorizer`` per (model, device, half), created on first use."""
+    if not isinstance(model, str):
+        return Colorizer(model, device, half, **load)
+    key = (model, str(resolve_device(device)), half)
+    if key not in _COLORIZERS:
+        _COLORIZERS[key] = Colorizer(model, device, half, **load)
+    return _COLORIZERS[key]
+
+
+def colorize(image: Image.Image | np.ndarray, model: str | nn.Module = "default", *, device: str = "auto",
+             half: bool | None = None, **opts: Any) -> Image.Image | np.ndarray:
+    """Colorize a PIL image or a pixel array with a cached ``Colorizer``; same kind out as in.
+
+    ``opts`` are those of :meth:`Colorizer.colorize_L` (temperature, decode, render_size, post,
+    post_strength, mask, mask_colorize, hint_ab, hint_mask).
+    """
+    colorizer = get_colorizer(model, device, half)
+    if isinstance(image, Image.Image):
+        return colorizer.colorize_image(image, **opts)
+    if isinstance(image, np.ndarray):
+        return colorizer.colorize_array(image, **opts)
+    raise TypeError(f"colorize() takes a PIL image or a numpy array, got {type(image).__name__}")

@@ -1,0 +1,50 @@
+"""``tinct bench``'s own logic: synthetic inputs, stage timing hooks, the table, ratios and JSON."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from PIL import Image
+
+from engine_stand_ins import gradient_gray
+from core import bench, cli
+from core.pipeline import record_stage_times
+
+
+def test_engine_bench_synthetic_photo_has_the_requested_size(tmp_path):
+    height, width = bench.synthetic_size(12)
+    assert abs(height * width / 12e6 - 1) < 0.01 and width * 3 == height * 4
+    path = tmp_path / "s.jpg"
+    bench.write_synthetic_photo(path, 48, 64)
+    with Image.open(path) as image:
+        assert image.mode == "L" and image.size == (64, 48)
+        assert np.asarray(image).std() > 5
+
+
+def test_engine_pipeline_records_every_stage(tiny_colorizer):
+    with record_stage_times() as stages:
+        tiny_colorizer.colorize_array(gradient_gray())
+    assert set(stages) == {"lab", "network", "decode", "upsample", "merge"}
+    assert all(len(v) == 1 and v[0] >= 0 for v in stages.values())
+    tiny_colorizer.colorize_array(gradient_gray())  # outside the block nothing is recorded
+    assert all(len(v) == 1 for v in stages.values())
+
+
+def test_engine_bench_reports_ratio_skips_and_json(tmp_path, capsys, monkeypatch):
+    def fake_child(config):
+        if config["model"] == "default" and config["pipeline"] == "ours":
+            return {"skipped": "bundled weights 'tinct-small' are missing"}
+        total = 1.0 if config["pipeline"] == "ours" else 4.0
+        stages = {s: total / len(bench.STAGES) for s in bench.STAGES}
+        return {"stages": stages, "total": total, "peak_mb": 100.0, "device": "cpu"}
+
+    monkeypatch.setattr(bench, "_run_child", fake_child)
+    report = tmp_path / "bench.json"
+    code = cli.main(["bench", "--sizes", "0.01", "--repeat", "1", "--json", str(report)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "tinct eccv16" in out and "REFERENCE (eccv16)" in out and "weights 'tinct-small' are missing" in out
+    assert "0.01 MP end-to-end, tinct eccv16 / REFERENCE: 0.250  (target <= 0.333: met)" in out
+    saved = json.loads(report.read_text())
+    assert saved["ratios"] == [{"megapixels": 0.01, "model": "eccv16", "ratio": 0.25}]

@@ -12,14 +12,6 @@ from skimage import color as skcolor
 from core import color
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Small tensors on a shared, oversubscribed 2-core box run far faster on one thread.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 def _sk_rgb2lab(rgb: torch.Tensor) -> torch.Tensor:
     """skimage reference in float64 for a [..., 3, H, W] tensor."""

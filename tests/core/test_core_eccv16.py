@@ -14,14 +14,6 @@ from core.models.eccv16 import ECCV16Generator, normalize_official_state_dict
 LAYOUT = json.loads((Path(__file__).parent / "fixtures" / "eccv16_state_dict_layout.json").read_text())
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny convolutions on a shared, oversubscribed 2-core box run far faster on one thread.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 @pytest.fixture(scope="module")
 def model() -> ECCV16Generator:

@@ -14,14 +14,6 @@ from core.models.siggraph17 import SIGGRAPH17Generator
 LAYOUT = json.loads((Path(__file__).parent / "fixtures" / "siggraph17_state_dict_layout.json").read_text())
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny convolutions on a shared, oversubscribed 2-core box run far faster on one thread.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 @pytest.fixture(scope="module")
 def meta_model() -> SIGGRAPH17Generator:

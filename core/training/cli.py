@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shlex
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         for head, model in models.items():
             name = args.name if head == "classification" else f"{args.name}-l2"
             provenance = {
-                "command": "tinct " + " ".join(sys.argv[2:]) if len(sys.argv) > 1 else "tinct train",
+                "command": shlex.join(["tinct", *sys.argv[1:]]),
                 "config": asdict(cfg),
                 "prior_correction": args.prior_correction if head == "classification" else None,
                 "data": "shared/data: imagenet-samples (1 per class) + bsds500 train/val, minus core/training/val_split.txt, "

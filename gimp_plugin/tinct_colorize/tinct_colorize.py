@@ -177,6 +177,17 @@ class TinctColorize(Gimp.PlugIn):
         error = GLib.Error.new_literal(Gimp.PlugIn.error_quark(), f"Tinct: {message}", 0)
         return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR, error)
 
+    def _guarded(self, procedure: Gimp.Procedure, work):
+        """Run ``work()``; failures a user should read become an error return value (else ``None``)."""
+        try:
+            return work(), None
+        except (PlugInFailure, tinct_client.EngineError, tinct_wire.ProtocolError) as exc:
+            return None, self._failure(procedure, str(exc))
+        except OSError as exc:
+            return None, self._failure(procedure, f"could not reach the engine: {exc}")
+        finally:
+            Gimp.progress_end()
+
     @staticmethod
     def _client() -> tinct_client.WorkerClient:
         return tinct_client.WorkerClient(tinct_client.load_config(PLUGIN_DIR), wait=Gimp.progress_pulse)
@@ -194,14 +205,9 @@ class TinctColorize(Gimp.PlugIn):
         if run_mode == Gimp.RunMode.INTERACTIVE and not self._interactive_dialog(procedure, config,
                                                                                  "Colorize (Tinct)"):
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
-        try:
-            self._colorize_layer(image, list(drawables), config)
-        except (PlugInFailure, tinct_client.EngineError, tinct_wire.ProtocolError) as exc:
-            return self._failure(procedure, str(exc))
-        except OSError as exc:
-            return self._failure(procedure, f"could not reach the engine: {exc}")
-        finally:
-            Gimp.progress_end()
+        _, failed = self._guarded(procedure, lambda: self._colorize_layer(image, list(drawables), config))
+        if failed is not None:
+            return failed
         return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
 
     def _colorize_layer(self, image: Gimp.Image, drawables: list, config: Gimp.ProcedureConfig) -> None:
@@ -274,14 +280,9 @@ class TinctColorize(Gimp.PlugIn):
         if run_mode == Gimp.RunMode.INTERACTIVE and not self._interactive_dialog(procedure, config,
                                                                                  "Colorize Animation (Tinct)"):
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
-        try:
-            new_image = self._colorize_frames(image, config)
-        except (PlugInFailure, tinct_client.EngineError, tinct_wire.ProtocolError) as exc:
-            return self._failure(procedure, str(exc))
-        except OSError as exc:
-            return self._failure(procedure, f"could not reach the engine: {exc}")
-        finally:
-            Gimp.progress_end()
+        new_image, failed = self._guarded(procedure, lambda: self._colorize_frames(image, config))
+        if failed is not None:
+            return failed
         if run_mode == Gimp.RunMode.INTERACTIVE:
             Gimp.Display.new(new_image)
         values = procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())

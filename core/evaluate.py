@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,11 +18,12 @@ import torch
 from PIL import Image, ImageOps
 
 from .color import lab_to_rgb, rgb_to_lab
+from .imageio import write_atomically
 from .metrics import auc_ab, colorfulness, psnr
 from .paths import data_dir
+from .training.data import GRAY_CHROMA_LIMIT
 
 GRAY_BASELINE = "gray"
-GRAY_CHROMA_LIMIT = 5.0
 
 
 @dataclass
@@ -155,12 +155,7 @@ def save_grid(rows: list[list[torch.Tensor]], path: Path, header: list[str], til
             canvas.paste(row[i], (x, label_h + j * (tile_height + 4)))
         x += col_w[i] + 4
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        canvas.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomically(path, lambda f: canvas.save(f, format="PNG"))
 
 
 def format_table(report: dict) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
+from ..imageio import write_atomically
 from ..paths import data_dir
 
 VAL_SPLIT_FILE = Path(__file__).with_name("val_split.txt")
@@ -93,9 +93,8 @@ class LabCache:
             names.append(p.name)
         if cache_file is not None:
             cache_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
-            torch.save({"images": images, "names": names, "skipped_gray": gray}, tmp)
-            tmp.replace(cache_file)
+            blob = {"images": images, "names": names, "skipped_gray": gray}
+            write_atomically(cache_file, lambda f: torch.save(blob, f))
         return cls(images, names, gray)
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import save
 
+from ..imageio import write_atomically
 from ..models.tinct_unet import TinctUNet
 
 
@@ -32,11 +32,6 @@ def export_model(model: TinctUNet, path: Path, *, name: str, license: str, prove
         "trained": json.dumps(provenance),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        save_file(tensors, str(tmp), metadata=metadata)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    blob = save(tensors, metadata=metadata)
+    write_atomically(path, lambda f: f.write(blob))
     return path

@@ -19,10 +19,10 @@ from tqdm import tqdm
 from ..bins import nearest_bin, rebalance_weights, smoothed_prior, srgb_gamut_bins
 from ..color import lab_to_rgb
 from ..decode import decode_logits
+from ..imageio import write_atomically
 from ..metrics import auc_ab, colorfulness
 from ..models.tinct_unet import TinctUNet
 from .data import LabCache, center_batch, random_crop_batch, train_and_val_files
-from .export import export_model
 from .objectives import ab_l2, rebalanced_cross_entropy
 
 HEADS = ("classification", "regression")
@@ -203,15 +203,11 @@ def train(
         log.write(json.dumps(record) + "\n")
         log.flush()
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
-            tmp = ckpt_path.with_suffix(".tmp")
-            torch.save(
-                {"step": step, "config": asdict(cfg), "centers": centers, "counts": counts,
-                 "models": {h: m.state_dict() for h, m in models.items()},
-                 "optimizers": {h: o.state_dict() for h, o in opts.items()},
-                 "generator": gen.get_state(), "elapsed": time.time() - t_start},
-                tmp,
-            )
-            tmp.replace(ckpt_path)
+            checkpoint = {"step": step, "config": asdict(cfg), "centers": centers, "counts": counts,
+                          "models": {h: m.state_dict() for h, m in models.items()},
+                          "optimizers": {h: o.state_dict() for h, o in opts.items()},
+                          "generator": gen.get_state(), "elapsed": time.time() - t_start}
+            write_atomically(ckpt_path, lambda f: torch.save(checkpoint, f))
     bar.close()
     log.close()
     return models

@@ -8,8 +8,10 @@ a Debian 13 chroot holding GIMP 3 in a cache directory outside the checkout, by 
 GIMP then runs inside ``gimp3_session(gimp)``: for the length of the ``with`` block, the
 checkout and the Python the project's virtual environment was made with are bind-mounted at
 the same absolute paths inside the chroot (so the plug-in can start the engine worker from
-the venv), with ``/proc`` and a tmpfs at ``/dev/shm``. Everything is unmounted in a
-``finally``; ``/dev`` is never bind-mounted.
+the venv), with ``/proc`` and a tmpfs at ``/dev/shm``. Sessions may overlap (two test runs,
+or a test run and a person's GIMP in the chroot): mounts are shared and unmounted by the last
+session that uses them, and a session stops only the processes it started. ``/dev`` is
+never bind-mounted.
 
 Usage::
 
@@ -21,6 +23,7 @@ Usage::
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -216,13 +219,21 @@ def _python_binds(python: Path) -> list[Path]:
     return [base_prefix]
 
 
+SESSION_TAG = "TINCT_GIMP_SESSION"
+
+
 @dataclass
 class GimpSession:
-    """A GIMP 3 ready to run batch code; paths passed in are host paths (the same inside)."""
+    """A GIMP 3 ready to run batch code; paths passed in are host paths (the same inside).
+
+    ``tag`` marks the processes this session starts (the environment variable ``SESSION_TAG``,
+    which GIMP passes to its plug-ins and the plug-in to the worker it starts), so that the
+    session stops those and only those when it ends.
+    """
 
     gimp: Gimp3
     scratch: Path
-    _started_pids: list[int] = field(default_factory=list)
+    tag: str = field(default_factory=lambda: f"{os.getpid()}-{os.urandom(6).hex()}")
 
     def host_path(self, inner: Path | str) -> Path:
         """The host path of a path as GIMP sees it."""
@@ -243,6 +254,12 @@ class GimpSession:
         """A fresh directory GIMP can read and write; returned as the path GIMP sees."""
         return self.inner_path(Path(tempfile.mkdtemp(prefix=prefix, dir=self.scratch)))
 
+    def command(self, argv: Sequence[str], variables: dict[str, str]) -> list[str]:
+        """``argv`` run in a clean environment of ``variables`` plus this session's tag (inside the chroot)."""
+        cmd = ["/usr/bin/env", "-i", *(f"{k}={v}" for k, v in {**variables, SESSION_TAG: self.tag}.items()),
+               *argv]
+        return cmd if self.gimp.root is None else ["chroot", str(self.gimp.root), *cmd]
+
     def run_batch(self, code: str, *, plugin_dirs: Sequence[Path] = (), env: dict[str, str] | None = None,
                   timeout: float = 300) -> subprocess.CompletedProcess:
         """Run Python batch code in ``gimp-console-3.0`` with a fresh, isolated profile.
@@ -258,76 +275,127 @@ class GimpSession:
                      "LC_ALL": "C.UTF-8", "XDG_CONFIG_HOME": str(profile / "config"),
                      "XDG_CACHE_HOME": str(profile / "cache"), "TMPDIR": "/tmp"}
         variables.update(env or {})
-        cmd = ["/usr/bin/env", "-i", *(f"{k}={v}" for k, v in variables.items()), self.gimp.console,
-               "-i", "-d", "-f", "-g", str(profile / "gimprc"), "--batch-interpreter", "python-fu-eval",
-               "-b", "-", "--quit"]
-        if self.gimp.root is not None:
-            cmd = ["chroot", str(self.gimp.root), *cmd]
+        cmd = self.command([self.gimp.console, "-i", "-d", "-f", "-g", str(profile / "gimprc"),
+                            "--batch-interpreter", "python-fu-eval", "-b", "-", "--quit"], variables)
         return subprocess.run(cmd, input=code, capture_output=True, text=True, timeout=timeout)
+
+
+def _chroot_mounts(root: Path, binds: Sequence[Path]) -> list[tuple[str, str, Path]]:
+    """(type, source, target) of every mount a session needs, in mounting order."""
+    wanted = [("proc", "proc", root / "proc"), ("tmpfs", "tmpfs", root / "dev/shm")]
+    for host in [PROJECT_ROOT, *_python_binds(_venv_python()), *map(Path, binds)]:
+        host = host.resolve()
+        wanted.append(("bind", str(host), root / host.relative_to("/")))
+    return wanted
+
+
+def _sessions_dir(root: Path) -> Path:
+    """Host folder (beside the chroot) where each live session lists the mounts it uses."""
+    return root.with_name(root.name + ".sessions")
+
+
+def _live_session_mounts(root: Path) -> set[str]:
+    """Mount targets used by sessions whose process still runs (stale entries are removed)."""
+    used: set[str] = set()
+    for entry in _sessions_dir(root).glob("*.json"):
+        pid = int(entry.name.split("-", 1)[0])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            entry.unlink(missing_ok=True)
+            continue
+        except PermissionError:
+            pass
+        used.update(json.loads(entry.read_text()))
+    return used
 
 
 @contextlib.contextmanager
 def gimp3_session(gimp: Gimp3, binds: Sequence[Path] = ()) -> Iterator[GimpSession]:
-    """Mount what GIMP needs for the ``with`` block (chroot case) and always unmount it after.
+    """Mount what GIMP needs for the ``with`` block (chroot case) and unmount it after.
 
     Binds the checkout, the venv's Python installation and ``binds`` at the same paths.
-    Processes left running inside the chroot at the end (the engine worker the plug-in
-    started) are stopped before unmounting.
+    Several sessions (and a person's GIMP in the same chroot) may run at once: a mount that
+    is already there is shared, and a session unmounts only what no other live session uses.
+    At the end, the processes this session started and left running (the engine worker the
+    plug-in started) are stopped; no other process is touched.
     """
     if gimp.root is None:
         with tempfile.TemporaryDirectory(prefix="tinct-gimp-") as scratch:
-            yield GimpSession(gimp, Path(scratch))
+            session = GimpSession(gimp, Path(scratch))
+            try:
+                yield session
+            finally:
+                _stop_session_processes(session.tag, None)
         return
     root = gimp.root
-    wanted = [PROJECT_ROOT, *_python_binds(_venv_python()), *map(Path, binds)]
-    mounted: list[Path] = []
+    wanted = _chroot_mounts(root, binds)
     scratch = Path(tempfile.mkdtemp(prefix="tinct-gimp-", dir=root / "tmp"))
+    session = GimpSession(gimp, scratch)
+    registry = _sessions_dir(root)
+    registry.mkdir(exist_ok=True)
+    entry = registry / f"{session.tag}.json"
+    mounted: list[Path] = []
     try:
-        for fs_type, source, target in (("proc", "proc", root / "proc"), ("tmpfs", "tmpfs", root / "dev/shm")):
-            target.mkdir(parents=True, exist_ok=True)
-            subprocess.run(["mount", "-t", fs_type, source, str(target)], check=True)
-            mounted.append(target)
-        for host in wanted:
-            host = host.resolve()
-            target = root / host.relative_to("/")
-            if host.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.touch(exist_ok=True)
-            subprocess.run(["mount", "--bind", str(host), str(target)], check=True)
-            mounted.append(target)
-        yield GimpSession(gimp, scratch)
+        with _file_lock(root.with_name(root.name + ".mounts.lock")):
+            present, shared = set(_mounts_under(root)), _live_session_mounts(root)
+            for fs_type, source, target in wanted:
+                if str(target) in present:
+                    if str(target) not in shared:
+                        continue  # mounted by someone else (a person's GIMP): use it, never unmount it
+                else:
+                    if fs_type != "bind" or Path(source).is_dir():
+                        target.mkdir(parents=True, exist_ok=True)
+                    else:
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        target.touch(exist_ok=True)
+                    options = ["--bind", source] if fs_type == "bind" else ["-t", fs_type, source]
+                    subprocess.run(["mount", *options, str(target)], check=True)
+                mounted.append(target)
+            entry.write_text(json.dumps([str(t) for t in mounted]))
+        yield session
     finally:
-        _stop_processes_inside(root)
-        for target in reversed(mounted):
-            _umount(str(target))
+        _stop_session_processes(session.tag, root)
+        with _file_lock(root.with_name(root.name + ".mounts.lock")):
+            entry.unlink(missing_ok=True)
+            others = _live_session_mounts(root)
+            for target in reversed(mounted):
+                if str(target) not in others:
+                    _umount(str(target))
         if not _mounts_under(scratch):
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _stop_processes_inside(root: Path, grace: float = 5.0) -> None:
-    """Stop the processes whose root is the chroot (only ours run there), by pid."""
-    def inside() -> list[int]:
-        pids = []
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    if os.readlink(entry / "root") == str(root):
-                        pids.append(int(entry.name))
-                except OSError:
-                    pass
+def _session_pids(tag: str, root: Path | None) -> list[int]:
+    """Processes carrying ``SESSION_TAG=tag`` in their environment (and, for a chroot, running in it)."""
+    marker = f"{SESSION_TAG}={tag}".encode()
+    pids: list[int] = []
+    if not Path("/proc").is_dir():
         return pids
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if root is not None and os.readlink(entry / "root") != str(root):
+                continue
+            if marker in (entry / "environ").read_bytes().split(b"\0"):
+                pids.append(int(entry.name))
+        except OSError:
+            pass
+    return pids
 
+
+def _stop_session_processes(tag: str, root: Path | None, grace: float = 5.0) -> None:
+    """SIGTERM, then after ``grace`` seconds SIGKILL, the processes this session started."""
     import signal
 
-    for pid in inside():
+    for pid in _session_pids(tag, root):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while inside() and time.monotonic() < deadline:
+    while _session_pids(tag, root) and time.monotonic() < deadline:
         time.sleep(0.1)
-    for pid in inside():
+    for pid in _session_pids(tag, root):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
 

@@ -1,4 +1,5 @@
-"""Colorization metrics: AuC of ab error (Zhang et al. 2016), PSNR and colorfulness (Hasler & Süsstrunk 2003)."""
+"""Colorization metrics: AuC of ab error (Zhang et al. 2016), PSNR, colorfulness (Hasler & Süsstrunk 2003),
+wrong-vivid pixels and colour cast."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ import numpy as np
 import torch
 
 AUC_MAX_THRESHOLD = 150
+# A wrong-vivid pixel is a confident wrong guess: its output chroma is above the first limit while its ab error
+# is above the second (both in ab units).
+WRONG_VIVID_CHROMA = 20.0
+WRONG_VIVID_ERROR = 30.0
 
 
 def ab_error_cdf(pred_ab: torch.Tensor, true_ab: torch.Tensor, max_threshold: int = AUC_MAX_THRESHOLD) -> torch.Tensor:
@@ -56,3 +61,41 @@ def colorfulness(rgb: torch.Tensor | np.ndarray) -> float:
     rg = r - g
     yb = 0.5 * (r + g) - b
     return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+
+
+def wrong_vivid_mask(pred_ab: torch.Tensor, true_ab: torch.Tensor, chroma: float = WRONG_VIVID_CHROMA,
+                     error: float = WRONG_VIVID_ERROR) -> torch.Tensor:
+    """Pixels whose output chroma is > ``chroma`` while their ab error is > ``error``.
+
+    Args:
+        pred_ab, true_ab: ``[..., 2, H, W]`` ab in ab units.
+    Returns:
+        ``[..., H, W]`` bool.
+    """
+    pred = pred_ab.double()
+    err = torch.linalg.vector_norm(pred - true_ab.double(), dim=-3)
+    return (torch.linalg.vector_norm(pred, dim=-3) > chroma) & (err > error)
+
+
+def wrong_vivid_fraction(pred_ab: torch.Tensor, true_ab: torch.Tensor) -> float:
+    """Fraction in [0, 1] of the pixels that are wrong-vivid (see :func:`wrong_vivid_mask`)."""
+    return float(wrong_vivid_mask(pred_ab, true_ab).double().mean())
+
+
+def mean_cast(pred_ab: torch.Tensor, true_ab: torch.Tensor) -> tuple[float, float]:
+    """Mean (Δa, Δb) of output minus truth over all pixels of ``[..., 2, H, W]`` ab, in ab units."""
+    diff = (pred_ab.double() - true_ab.double()).movedim(-3, 0).reshape(2, -1).mean(1)
+    return float(diff[0]), float(diff[1])
+
+
+def per_page_cast(pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    """Mean over images of the length of each image's mean ab error vector (:func:`mean_cast`).
+
+    White paper that comes out bluish where the truth is cream scores high even when no pixel is vivid.
+
+    Args:
+        pairs: ``(pred_ab, true_ab)`` per image, each ``[..., 2, H, W]``.
+    """
+    if not pairs:
+        raise ValueError("per_page_cast needs at least one image")
+    return float(np.mean([np.hypot(*mean_cast(p, t)) for p, t in pairs]))

@@ -34,3 +34,31 @@ def test_colorfulness_zero_for_gray_and_larger_for_saturated():
     # numpy HWC uint8 and torch CHW float agree
     t = torch.from_numpy(vivid).permute(2, 0, 1).float() / 255
     assert abs(colorfulness(t) - colorfulness(vivid)) < 1e-4
+
+
+def test_wrong_vivid_counts_only_confident_wrong_pixels():
+    from core.metrics import wrong_vivid_fraction, wrong_vivid_mask
+
+    true = torch.zeros(1, 2, 2, 2)
+    pred = torch.zeros(1, 2, 2, 2)
+    pred[0, :, 0, 0] = torch.tensor([40.0, 0.0])  # vivid (40 > 20) and wrong (40 > 30)
+    pred[0, :, 0, 1] = torch.tensor([25.0, 0.0])  # vivid but error 25 <= 30
+    pred[0, :, 1, 0] = torch.tensor([10.0, 0.0])  # pale
+    true[0, :, 1, 1] = torch.tensor([0.0, 60.0])  # output gray: chroma 0, error 60: not vivid
+    mask = wrong_vivid_mask(pred, true)
+    assert mask.tolist() == [[[True, False], [False, False]]]
+    assert wrong_vivid_fraction(pred, true) == 0.25
+    assert wrong_vivid_fraction(true, true) == 0.0
+
+
+def test_mean_cast_and_per_page_cast():
+    from core.metrics import mean_cast, per_page_cast
+
+    true = torch.randn(1, 2, 4, 4) * 10
+    shifted = true + torch.tensor([3.0, -4.0]).view(1, 2, 1, 1)
+    da, db = mean_cast(shifted, true)
+    assert abs(da - 3.0) < 1e-6 and abs(db + 4.0) < 1e-6
+    # two pages cast in opposite directions: the pooled cast cancels, the per-page cast does not
+    opposite = true - torch.tensor([3.0, -4.0]).view(1, 2, 1, 1)
+    assert abs(per_page_cast([(shifted, true), (opposite, true)]) - 5.0) < 1e-6
+    assert per_page_cast([(true, true)]) == 0.0

@@ -14,7 +14,9 @@ import numpy as np
 
 from .decode import DECODE_METHODS, DEFAULT_TEMPERATURE
 from .device import DEVICE_CHOICES
-from .imageio import FORMAT_SUFFIX, OUTPUT_FORMATS, DecodedImage, ImageReadError, ImageWriteError, read_image, write_image
+from .imageio import (DEFAULT_MAX_MEGAPIXELS, FORMAT_SUFFIX, OUTPUT_FORMATS, DecodedImage, ImageReadError,
+                      ImageWriteError, read_image, write_image)
+from .interrupt import Terminated, sigterm_as_interrupt
 
 DEFAULT_SUFFIX = "_color"
 _GLOB_CHARS = set("*?[")
@@ -22,7 +24,7 @@ _GLOB_CHARS = set("*?[")
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add ``colorize`` to the ``tinct`` sub-commands."""
-    from .pipeline import DEFAULT_BATCH_SIZE, DEFAULT_RENDER_SIZE
+    from .pipeline import DEFAULT_BATCH_SIZE, DEFAULT_RENDER_SIZE, MAX_RENDER_SIZE, MIN_RENDER_SIZE
 
     p = subparsers.add_parser(
         "colorize",
@@ -46,7 +48,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--decode", choices=DECODE_METHODS, default="annealed",
                    help="how to turn the predicted distribution into a colour (default annealed)")
     p.add_argument("--render-size", type=int, default=DEFAULT_RENDER_SIZE, metavar="N",
-                   help=f"longer side of the network's input in pixels (default {DEFAULT_RENDER_SIZE})")
+                   help=f"longer side of the network's input in pixels, {MIN_RENDER_SIZE}..{MAX_RENDER_SIZE} "
+                        f"(default {DEFAULT_RENDER_SIZE})")
+    p.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_MEGAPIXELS, metavar="MP",
+                   help=f"refuse images larger than this many megapixels, a guard against decompression bombs "
+                        f"(default {DEFAULT_MAX_MEGAPIXELS:g}); above it memory stays bounded, the full-resolution "
+                        f"stages run in bands")
     p.add_argument("--device", default="auto",
                    help=f"{', '.join(DEVICE_CHOICES)} or cuda:N (default auto: CUDA, then MPS, then CPU)")
     p.add_argument("--post", default="", metavar="STEPS",
@@ -137,6 +144,7 @@ def plan_jobs(files: list[Path], args: argparse.Namespace) -> tuple[list[Job], l
     jobs: list[Job] = []
     problems: list[str] = []
     inputs = {os.path.normcase(os.path.realpath(f)) for f in files}
+    input_inodes = {_inode(f) for f in files} - {None}  # hard links are the same file too
     planned: set[str] = set()
     for source in files:
         if args.output is not None:
@@ -148,8 +156,10 @@ def plan_jobs(files: list[Path], args: argparse.Namespace) -> tuple[list[Job], l
             folder = args.out_dir if args.out_dir is not None else source.parent
             target = folder / f"{source.stem}{args.suffix}{FORMAT_SUFFIX[fmt]}"
         key = os.path.normcase(os.path.realpath(target))
-        if key in inputs:
+        if key in inputs or _inode(target) in input_inodes:
             problems.append(f"{source}: refusing to overwrite the input {target}; choose another --suffix or --out-dir")
+        elif target.is_dir():
+            problems.append(f"{source}: output {target} is a folder; choose another output")
         elif key in planned:
             problems.append(f"{source}: output {target} would also be written for another input; use -o per file or separate folders")
         elif target.exists() and not args.overwrite:
@@ -160,11 +170,24 @@ def plan_jobs(files: list[Path], args: argparse.Namespace) -> tuple[list[Job], l
     return jobs, problems
 
 
+def _inode(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
 def _check_arguments(args: argparse.Namespace) -> str | None:
     if not 0.0 < args.temperature <= 1.0:
         return f"--temperature must be in (0, 1], got {args.temperature}"
-    if args.render_size < 8:
-        return f"--render-size must be at least 8, got {args.render_size}"
+    from .pipeline import render_size_problem
+
+    problem = render_size_problem(args.render_size)
+    if problem:
+        return f"--render-size: {problem}"
+    if not args.max_megapixels > 0:
+        return f"--max-megapixels must be > 0, got {args.max_megapixels}"
     if not 0.0 <= args.post_strength <= 1.0:
         return f"--post-strength must be in [0, 1], got {args.post_strength}"
     if args.mask_colorize and args.mask is None:
@@ -181,9 +204,9 @@ def _check_arguments(args: argparse.Namespace) -> str | None:
 # --------------------------------------------------------------------------------- running
 
 
-def _read_mask(path: Path) -> np.ndarray:
+def _read_mask(path: Path, max_megapixels: float) -> np.ndarray:
     """A mask file -> ``[H, W]`` float32 in [0, 1] (gray value; colour images by their mean)."""
-    decoded = read_image(path)
+    decoded = read_image(path, max_megapixels=max_megapixels)
     pixels = decoded.pixels
     channels = pixels.shape[2]
     values = pixels[:, :, 0] if channels in (1, 2) else pixels[:, :, :3].mean(axis=2)
@@ -197,20 +220,90 @@ def _to_storable(pixels: np.ndarray) -> np.ndarray:
     return pixels
 
 
-def _batches(jobs: list[Job], size: int, report) -> Iterator[list[tuple[Job, DecodedImage]]]:
-    """Read jobs ``size`` at a time; unreadable files are reported and skipped."""
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _batches(jobs: list[Job], size: int, fail, max_megapixels: float) -> Iterator[list[tuple[Job, DecodedImage]]]:
+    """Read jobs ``size`` at a time; a file that cannot be read is reported through ``fail`` and skipped."""
     batch: list[tuple[Job, DecodedImage]] = []
     for job in jobs:
         try:
-            batch.append((job, read_image(job.source)))
+            decoded = read_image(job.source, max_megapixels=max_megapixels)
         except ImageReadError as error:
-            report(str(error), ok=False)
+            fail(job, str(error))
             continue
+        except MemoryError:
+            fail(job, f"{job.source}: not enough memory to read it")
+            continue
+        if decoded.frames > 1:
+            tqdm_write(f"tinct colorize: warning: {job.source} holds {decoded.frames} frames (pages); only the "
+                       f"first is colorized (tinct video colorizes every frame of an animation)")
+        batch.append((job, decoded))
         if len(batch) == size:
             yield batch
             batch = []
     if batch:
         yield batch
+
+
+def tqdm_write(message: str) -> None:
+    """One line on stderr that does not break the progress bar."""
+    from tqdm import tqdm
+
+    tqdm.write(message, file=sys.stderr)
+
+
+def _colorize_each(colorizer, ready: list[tuple[Job, DecodedImage]], options: dict, mask) -> list:
+    """The colorized pixels of each image, or a one-line reason why the engine failed on it.
+
+    A batch that fails is retried image by image, so one image too large for the memory does
+    not take the others with it.
+    """
+    def attempt(group):
+        per_image = {"mask": [mask] * len(group)} if mask is not None else {}
+        return colorizer.colorize_arrays([d.pixels for _, d in group], **options, **per_image)
+
+    try:
+        return attempt(ready)
+    except (MemoryError, RuntimeError, ValueError) as error:
+        if len(ready) == 1:
+            reason = "out of memory" if isinstance(error, MemoryError) else _one_line(error)
+            return [f"the engine failed ({reason})"]
+    return [_colorize_each(colorizer, [item], options, mask)[0] for item in ready]
+
+
+def _prepare_out_dir(folder: Path) -> str | None:
+    """Create ``--out-dir`` (and parents) and check it can take files; a one-line problem, or None."""
+    if folder.exists() and not folder.is_dir():
+        return f"--out-dir {folder} is not a folder"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return f"--out-dir {folder} cannot be created ({error.strerror or _one_line(error)})"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"--out-dir {folder} is not writable (permission denied)"
+    return None
+
+
+def _unwritable(jobs: list[Job]) -> tuple[list[Job], list[str]]:
+    """Split off the jobs whose output folder does not exist or cannot take files."""
+    kept, problems = [], []
+    checked: dict[Path, str | None] = {}
+    for job in jobs:
+        folder = job.target.parent if str(job.target.parent) else Path(".")
+        if folder not in checked:
+            if not folder.is_dir():
+                checked[folder] = f"output folder {folder} does not exist"
+            elif not os.access(folder, os.W_OK | os.X_OK):
+                checked[folder] = f"output folder {folder} is not writable (permission denied)"
+            else:
+                checked[folder] = None
+        if checked[folder]:
+            problems.append(f"{job.source}: {checked[folder]}")
+        else:
+            kept.append(job)
+    return kept, problems
 
 
 def run(args: argparse.Namespace) -> int:
@@ -233,17 +326,19 @@ def run(args: argparse.Namespace) -> int:
     if args.output is not None and len(files) > 1:
         print(f"tinct colorize: error: -o takes a single input, got {len(files)} files; use --out-dir", file=sys.stderr)
         return 2
-    if args.out_dir is not None:
-        if args.out_dir.exists() and not args.out_dir.is_dir():
-            print(f"tinct colorize: error: --out-dir {args.out_dir} is not a folder", file=sys.stderr)
+    if args.out_dir is not None and files:
+        problem = _prepare_out_dir(args.out_dir)  # before the model loads: a bad location fails at once
+        if problem:
+            print(f"tinct colorize: error: {problem}", file=sys.stderr)
             return 2
     jobs, plan_problems = plan_jobs(files, args)
+    jobs, folder_problems = _unwritable(jobs)
+    plan_problems += folder_problems
     problems += plan_problems
     for message in problems:
         print(f"tinct colorize: error: {message}", file=sys.stderr)
-    failures = len(problems)
     if not jobs:
-        return 1 if failures or not files else 0
+        return 1 if problems or not files else 0
 
     if args.mask is not None and not args.mask_colorize and not post:
         print("tinct colorize: note: --mask only limits --post steps or, with --mask-colorize, the colorization; "
@@ -251,7 +346,7 @@ def run(args: argparse.Namespace) -> int:
     mask = None
     if args.mask is not None:
         try:
-            mask = _read_mask(args.mask)
+            mask = _read_mask(args.mask, args.max_megapixels)
         except ImageReadError as error:
             print(f"tinct colorize: error: --mask: {error}", file=sys.stderr)
             return 2
@@ -259,8 +354,6 @@ def run(args: argparse.Namespace) -> int:
     from .pipeline import Colorizer
 
     colorizer = Colorizer(args.model, args.device, fetch=args.fetch)  # WeightsMissing -> the frame prints its how-to
-    if args.out_dir is not None:
-        args.out_dir.mkdir(parents=True, exist_ok=True)
 
     options = dict(temperature=args.temperature, decode=args.decode, render_size=args.render_size, post=post,
                    post_strength=args.post_strength, batch_size=args.batch_size)
@@ -270,42 +363,56 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     progress = tqdm(total=len(jobs), unit="image", disable=len(jobs) < 2, file=sys.stderr, dynamic_ncols=True)
-    counts = {"failed": 0}
+    failed: list[Job] = []
 
-    def report(message: str, ok: bool) -> None:
-        if not ok:
-            counts["failed"] += 1
-            tqdm.write(f"tinct colorize: error: {message}", file=sys.stderr)
+    def fail(job: Job, message: str) -> None:
+        failed.append(job)
+        tqdm_write(f"tinct colorize: error: {message}")
         progress.update(1)
 
     try:
-        for batch in _batches(jobs, args.batch_size, report):
-            ready = []
-            for job, decoded in batch:
-                if mask is not None and mask.shape != decoded.pixels.shape[:2]:
-                    report(f"{job.source}: the mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
-                           f"{decoded.pixels.shape[1]}x{decoded.pixels.shape[0]}", ok=False)
-                else:
-                    ready.append((job, decoded))
-            if not ready:
-                continue
-            per_image = {"mask": [mask] * len(ready)} if mask is not None else {}
-            results = colorizer.colorize_arrays([d.pixels for _, d in ready], **options, **per_image)
-            for (job, decoded), pixels in zip(ready, results):
-                try:
-                    write_image(job.target, _to_storable(pixels), icc_profile=decoded.icc_profile,
-                                exif=decoded.exif, dpi=decoded.dpi, jpeg_quality=args.jpeg_quality)
-                except ImageWriteError as error:
-                    report(str(error), ok=False)
-                else:
+        with sigterm_as_interrupt():
+            for batch in _batches(jobs, args.batch_size, fail, args.max_megapixels):
+                ready = []
+                for job, decoded in batch:
+                    if mask is not None and mask.shape != decoded.pixels.shape[:2]:
+                        fail(job, f"{job.source}: the mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
+                                  f"{decoded.pixels.shape[1]}x{decoded.pixels.shape[0]}")
+                    else:
+                        ready.append((job, decoded))
+                if not ready:
+                    continue
+                results = _colorize_each(colorizer, ready, options, mask)
+                del batch
+                for (job, decoded), pixels in zip(ready, results):
+                    if isinstance(pixels, str):
+                        fail(job, f"{job.source}: {pixels}")
+                        continue
+                    try:
+                        write_image(job.target, _to_storable(pixels), icc_profile=decoded.icc_profile,
+                                    exif=decoded.exif, dpi=decoded.dpi, jpeg_quality=args.jpeg_quality)
+                    except ImageWriteError as error:
+                        fail(job, str(error))
+                        continue
+                    except MemoryError:
+                        fail(job, f"{job.target}: not enough memory to write it")
+                        continue
                     if len(jobs) == 1:
                         print(job.target)
-                    report("", ok=True)
+                    progress.update(1)
+                del ready, results
+    except Terminated:
+        progress.close()
+        print("tinct colorize: terminated; nothing half-written is left", file=sys.stderr)
+        return 143
     finally:
         progress.close()
-    failures += counts["failed"]
-    if len(jobs) > 1:
-        done = len(jobs) - counts["failed"]
-        print(f"tinct colorize: {done} of {len(jobs) + len(plan_problems)} image(s) colorized"
-              + (f", {failures} problem(s)" if failures else ""), file=sys.stderr)
+    failures = len(problems) + len(failed)
+    if len(jobs) > 1 or failures:
+        done = len(jobs) - len(failed)
+        summary = f"tinct colorize: {done} of {len(jobs) + len(plan_problems)} image(s) colorized"
+        if failures:
+            names = ", ".join(str(job.source) for job in failed[:5]) + (", ..." if len(failed) > 5 else "")
+            summary += f", {failures} failed" + (f" ({names})" if failed else "")
+        print(summary, file=sys.stderr)
     return 1 if failures else 0

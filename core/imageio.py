@@ -12,21 +12,31 @@ files are decoded with OpenCV instead, and 16-bit RGB(A) output is written as PN
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import struct
 import tempfile
+import threading
+import warnings
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from PIL import Image, ImageCms, UnidentifiedImageError
 
+from .inputcheck import check_pixels
+
 OUTPUT_FORMATS: dict[str, str] = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".tif": "tif", ".tiff": "tif"}
 FORMAT_SUFFIX: dict[str, str] = {"png": ".png", "jpg": ".jpg", "tif": ".tif"}
 EXIF_ORIENTATION_TAG = 0x0112
+# Decompression-bomb guard: a 164 KB PNG can declare 13000x13000 (169 MP, 3.8 GB of work). 120 MP
+# is above every common camera (100 MP medium format) and below such files; ``--max-megapixels``
+# raises it (the full-resolution stages then run in bands, so memory stays bounded).
+DEFAULT_MAX_MEGAPIXELS = 120.0
 
 
 class ImageReadError(Exception):
@@ -47,12 +57,15 @@ class DecodedImage:
         icc_profile: the source's ICC profile bytes, or None.
         exif: EXIF bytes with the orientation reset to 1, or None.
         dpi: (x, y) resolution in dots per inch, or None.
+        frames: how many frames (animation) or pages (multi-page TIFF) the file holds; only the
+            first is in ``pixels``.
     """
 
     pixels: np.ndarray
     icc_profile: bytes | None = None
     exif: bytes | None = None
     dpi: tuple[float, float] | None = None
+    frames: int = 1
 
     @property
     def has_alpha(self) -> bool:
@@ -78,13 +91,32 @@ def rgb_profile_or_none(profile: bytes | None) -> bytes | None:
 # --------------------------------------------------------------------------------------------- reading
 
 
-def read_image(path: str | os.PathLike) -> DecodedImage:
-    """Read any image Pillow can open, with its orientation applied.
+_PILLOW_LIMIT = threading.Lock()
 
+
+@contextlib.contextmanager
+def _own_bomb_check() -> Iterator[None]:
+    """Pillow's fixed decompression-bomb limit (a two-line warning at 89 MP, an error at 179 MP)
+    is replaced by :func:`read_image`'s own ``max_megapixels`` while a file is read."""
+    with _PILLOW_LIMIT, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = previous
+
+
+def read_image(path: str | os.PathLike, *, max_megapixels: float | None = DEFAULT_MAX_MEGAPIXELS) -> DecodedImage:
+    """Read any image Pillow can open, with its orientation applied (the first frame of an
+    animation or multi-page file; ``DecodedImage.frames`` says how many there are).
+
+    Args:
+        max_megapixels: larger images are refused before their pixels are decoded (None: no limit).
     Raises:
         ImageReadError: with a one-line message naming ``path`` when the file is missing, empty,
-            not an image, truncated/corrupt, or over Pillow's decompression-bomb limit
-            (``PIL.Image.MAX_IMAGE_PIXELS``).
+            not an image, truncated/corrupt, or larger than ``max_megapixels`` (the message names
+            ``--max-megapixels``).
     """
     path = Path(path)
     if not path.is_file():
@@ -92,8 +124,15 @@ def read_image(path: str | os.PathLike) -> DecodedImage:
     if path.stat().st_size == 0:
         raise ImageReadError(f"{path}: empty file (0 bytes)")
     try:
-        with Image.open(path) as im:
+        with _own_bomb_check(), Image.open(path) as im:
+            width, height = im.size
+            if max_megapixels is not None and width * height > max_megapixels * 1e6:
+                raise ImageReadError(
+                    f"{path}: {width}x{height} is {width * height / 1e6:.0f} megapixels, over the "
+                    f"{max_megapixels:g}-megapixel limit (a possible decompression bomb); raise --max-megapixels "
+                    f"to read it")
             decoded = _decode_opened(im, path)
+            decoded.frames = _frame_count(im)
     except ImageReadError:
         raise
     except Image.DecompressionBombError as exc:
@@ -103,6 +142,13 @@ def read_image(path: str | os.PathLike) -> DecodedImage:
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
         raise ImageReadError(f"{path}: truncated or corrupt image ({_one_line(exc)})") from None
     return decoded
+
+
+def _frame_count(im: Image.Image) -> int:
+    try:
+        return max(1, int(getattr(im, "n_frames", 1) or 1))
+    except (OSError, ValueError, EOFError):  # a damaged later frame: the first one was read
+        return 1
 
 
 def _one_line(exc: BaseException) -> str:
@@ -199,12 +245,14 @@ def pil_to_pixels(im: Image.Image, icc: bytes | None = None) -> tuple[np.ndarray
 
 
 def float_gray_to_unit(values: np.ndarray) -> np.ndarray:
-    """Map a floating-point image to ``[0, 1]``: kept when its maximum is <= 1, else read as 0..255
-    when <= 255, else as 0..65535; NaN becomes 0. Returns float32."""
-    values = np.nan_to_num(values.astype(np.float32, copy=False), nan=0.0)
-    peak = float(values.max()) if values.size else 0.0
+    """Map a floating-point image to ``[0, 1]``: kept when its largest finite value is <= 1, else
+    read as 0..255 when <= 255, else as 0..65535; then :func:`core.inputcheck.check_pixels`
+    (NaN -> 0, +inf -> 1, clipped). Returns float32."""
+    values = values.astype(np.float32, copy=False)
+    finite = values[np.isfinite(values)]
+    peak = float(finite.max()) if finite.size else 0.0
     scale = 1.0 if peak <= 1.0 else 255.0 if peak <= 255.0 else 65535.0
-    return np.clip(values / scale, 0.0, 1.0).astype(np.float32, copy=False)
+    return check_pixels((values / np.float32(scale)).astype(np.float32, copy=False))
 
 
 def _cmyk_to_rgb(im: Image.Image, icc: bytes | None) -> tuple[np.ndarray, bytes | None]:

@@ -21,7 +21,7 @@ import functools
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -33,17 +33,27 @@ from torch import Tensor
 from .color import gray_to_l, lab_to_xyz, linear_to_srgb, rgb_to_l, rgb_to_lab, xyz_to_linear_rgb
 from .decode import DECODE_METHODS, DEFAULT_TEMPERATURE, decode_logits
 from .device import inference_dtype, resolve_device
-from .upsample import guided_upsample
+from .inputcheck import check_pixels
+from .upsample import RowUpsampler, apply_coefficients, enlarges, guided_coefficients
 
 # Chosen by measuring eccv16's network time against render size (2 CPU cores, 4:3 photo):
 # 192 -> 0.18 s, 256 -> 0.31 s, 320 -> 0.47 s, 384 -> 0.68 s, 512 -> 1.28 s. The cost grows with
 # the square of the size while 256 is the scale the reference models were trained and run at;
 # at 256 the network is about a third of the 12 MP end-to-end time.
 DEFAULT_RENDER_SIZE = 256
+# The network's memory grows with the square of the render size: 16384 tried to allocate 6.4 GB,
+# 2048 takes 1/64 of that (about 0.1 GB for tinct-small) and is already 8x the size every shipped
+# model was trained at. The CLI, the worker and the API refuse larger sizes.
+MIN_RENDER_SIZE = 8
+MAX_RENDER_SIZE = 2048
 DEFAULT_BATCH_SIZE = 4
 # Linear-RGB slack before a colour counts as out of gamut (far below one 16-bit step).
 _GAMUT_TOLERANCE = 1e-5
 _MERGE_BAND_PIXELS = 1 << 19  # measured: smaller bands cost more in per-op overhead than they save
+# Full-resolution stages (L, guided upsampling, merge) run over bands of about this many pixels,
+# so their float32 temporaries stay bounded whatever the image size (measured, 24 MP 8-bit gray:
+# 80 MB beyond the 69 MB output array, against 340 MB unbanded).
+_FULL_RES_BAND_PIXELS = 1 << 21
 _GAMUT_BISECTION_STEPS = 5  # chroma within 1/32 of the largest that fits
 
 
@@ -104,11 +114,21 @@ class RenderGeometry:
     out_width: int
 
 
+def render_size_problem(render_size: int) -> str | None:
+    """Why ``render_size`` is refused (outside ``MIN_RENDER_SIZE..MAX_RENDER_SIZE``), or None."""
+    if not MIN_RENDER_SIZE <= render_size <= MAX_RENDER_SIZE:
+        return f"render size must be in {MIN_RENDER_SIZE}..{MAX_RENDER_SIZE}, got {render_size}"
+    return None
+
+
 def render_geometry(height: int, width: int, render_size: int, stride: int, out_stride: int) -> RenderGeometry:
     """Render size for an ``height`` x ``width`` image: the longer side becomes ``render_size``
     (rounded to a multiple of ``out_stride``), the shorter one keeps the aspect ratio."""
     if height < 1 or width < 1:
         raise ValueError(f"image size must be positive, got {width}x{height}")
+    problem = render_size_problem(render_size)
+    if problem:
+        raise ValueError(problem)
     if render_size < stride or render_size < out_stride:
         raise ValueError(f"render size must be at least the model's stride {max(stride, out_stride)}, got {render_size}")
 
@@ -128,15 +148,47 @@ def _pad(x: Tensor, bottom: int, right: int) -> Tensor:
     return F.pad(x, (0, right, 0, bottom), mode=mode)
 
 
+def band_rows(width: int) -> int:
+    """Rows per band of the full-resolution stages for an image ``width`` pixels wide."""
+    return max(1, _FULL_RES_BAND_PIXELS // max(1, width))
+
+
+def _shrinks_to(size: tuple[int, int], geometry: RenderGeometry) -> bool:
+    return size[0] >= geometry.height and size[1] >= geometry.width
+
+
+def _pool_columns(L: Tensor, width: int) -> Tensor:
+    """Area average along the width only: ``[N, 1, h, W]`` -> ``[N, 1, h, width]`` (rows independent)."""
+    return F.adaptive_avg_pool2d(L, (L.shape[-2], width))
+
+
+def _render_from_columns(columns: Tensor, geometry: RenderGeometry) -> Tensor:
+    resized = F.adaptive_avg_pool2d(columns, (geometry.height, geometry.width))
+    return _pad(resized, geometry.padded_height - geometry.height, geometry.padded_width - geometry.width)
+
+
 def render_input(L: Tensor, geometry: RenderGeometry) -> Tensor:
     """Full-resolution L ``[N, 1, H, W]`` -> the network's input ``[N, 1, padded_h, padded_w]``
-    (area-averaged when shrinking, bilinear when enlarging, then reflect-padded)."""
-    size = (geometry.height, geometry.width)
-    if L.shape[-2] >= size[0] and L.shape[-1] >= size[1]:
-        resized = F.adaptive_avg_pool2d(L, size)
-    else:
-        resized = F.interpolate(L, size=size, mode="bilinear", align_corners=False)
+    (area-averaged when shrinking, bilinear when enlarging, then reflect-padded).
+
+    Shrinking averages the columns first, then the rows, so that the same render can be built
+    from bands of rows (:func:`render_from_pixels`)."""
+    if _shrinks_to(tuple(L.shape[-2:]), geometry):
+        return _render_from_columns(_pool_columns(L, geometry.width), geometry)
+    resized = F.interpolate(L, size=(geometry.height, geometry.width), mode="bilinear", align_corners=False)
     return _pad(resized, geometry.padded_height - geometry.height, geometry.padded_width - geometry.width)
+
+
+def render_from_pixels(color: np.ndarray, geometry: RenderGeometry, device: torch.device) -> Tensor:
+    """:func:`render_input` of the pixels' L*, computed a band of rows at a time (the full-resolution
+    L never exists at once). ``color``: ``[H, W, 1|3]`` as :func:`luminance_from_pixels` takes."""
+    height, width = color.shape[:2]
+    if not _shrinks_to((height, width), geometry):
+        return render_input(luminance_from_pixels(color, device), geometry)
+    rows = band_rows(width)
+    columns = [_pool_columns(luminance_from_pixels(color[top:top + rows], device), geometry.width)
+               for top in range(0, height, rows)]
+    return _render_from_columns(torch.cat(columns, dim=2), geometry)
 
 
 def _hints_for_render(hint_ab: Tensor, hint_mask: Tensor, geometry: RenderGeometry) -> tuple[Tensor, Tensor]:
@@ -175,13 +227,6 @@ def split_alpha(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     if channels in (2, 4):
         return pixels[:, :, : channels - 1], pixels[:, :, channels - 1]
     return pixels, None
-
-
-def _check_dtype(pixels: np.ndarray) -> None:
-    if pixels.dtype not in (np.uint8, np.uint16, np.float32):
-        raise ValueError(f"pixels must be uint8, uint16 or float32 (0..1), got {pixels.dtype}")
-    if pixels.size == 0:
-        raise ValueError(f"pixels are empty (shape {pixels.shape})")
 
 
 def _unit_tensor(color: np.ndarray, device: torch.device) -> Tensor:
@@ -348,14 +393,38 @@ def mask_tensor(mask: Any, size: tuple[int, int], device: torch.device) -> Tenso
 
 @dataclass
 class _Item:
-    """One image going through ``colorize_L``; tensors ``[1, C, H, W]`` on the Colorizer's device."""
+    """One image (or a batch of same-size ones) going through the pipeline; tensors ``[n|1, C, H, W]``
+    on the Colorizer's device.
 
-    L: Tensor
+    Either ``L`` (full-resolution L*, as given to ``colorize_L``) or ``color`` (``[H, W, 1|3]``
+    pixels whose L* is computed a band of rows at a time) is set.
+    """
+
     geometry: RenderGeometry
+    size: tuple[int, int]
+    n: int = 1
+    L: Tensor | None = None
+    color: np.ndarray | None = None
+    render: Tensor | None = None
     mask: Tensor | None = None
     source_ab: Tensor | None = None
     hint_ab: Tensor | None = None
     hint_mask: Tensor | None = None
+
+    def L_rows(self, top: int, bottom: int, device: torch.device) -> Tensor:
+        """L* of rows ``top:bottom``, ``[n, 1, rows, W]``."""
+        if self.L is not None:
+            return self.L[:, :, top:bottom]
+        with _stage("lab", device):
+            return luminance_from_pixels(self.color[top:bottom], device)
+
+    def own_ab_rows(self, top: int, bottom: int, device: torch.device) -> Tensor:
+        """The input's own ab of rows ``top:bottom`` (gray when it has none), for ``mask_colorize``."""
+        if self.source_ab is not None:
+            return self.source_ab[:, :, top:bottom]
+        if self.color is not None and self.color.shape[2] == 3:
+            return rgb_to_lab(_unit_tensor(self.color[top:bottom], device))[:, 1:]
+        return torch.zeros(self.n, 2, bottom - top, self.size[1], device=device)
 
 
 def _load_named_model(name: str, device: torch.device, dtype: torch.dtype, fetch: bool, mirror: str | None) -> nn.Module:
@@ -454,16 +523,64 @@ class Colorizer:
         Ls = list(L) if as_list else [L]
         if not Ls:
             return []
+        for L_i in Ls:
+            if not isinstance(L_i, Tensor) or L_i.dim() != 4 or L_i.shape[1] != 1 or L_i.shape[0] < 1:
+                shape = list(L_i.shape) if isinstance(L_i, Tensor) else type(L_i).__name__
+                raise ValueError(f"L must be [N,1,H,W] float L* in [0,100], got {shape}")
         out_devices = [x.device for x in Ls]
         with torch.no_grad():
             items = self._make_items(Ls, render_size, mask, mask_colorize, source_ab, hint_ab, hint_mask, as_list)
-            ab_low, guide_low = self._predict_low(items, temperature, decode, post, post_strength, batch_size)
-            with _stage("upsample", self.device):
-                results = [
-                    self._finish(item, plain, processed, guide, mask_colorize).to(device)
-                    for item, (plain, processed), guide, device in zip(items, ab_low, guide_low, out_devices)
-                ]
+            results = [torch.empty(item.n, 2, *item.size, device=self.device) for item in items]
+
+            def keep(index: int, top: int, bottom: int, L_rows: Tensor, ab_rows: Tensor) -> None:
+                results[index][:, :, top:bottom] = ab_rows
+
+            self._full_resolution(items, temperature, decode, post, post_strength, batch_size, mask_colorize, keep)
+        results = [ab.to(device) for ab, device in zip(results, out_devices)]
         return results if as_list else results[0]
+
+    def _full_resolution(self, items: list[_Item], temperature, decode, post, post_strength, batch_size,
+                         mask_colorize: bool, emit: Callable[[int, int, int, Tensor, Tensor], None]) -> None:
+        """Network and decoding at low resolution, then upsampled ab for every band of rows of every
+        item, handed to ``emit(index, top, bottom, L_rows, ab_rows)`` (the caller keeps or merges it)."""
+        ab_low, guide_low = self._predict_low(items, temperature, decode, post, post_strength, batch_size)
+        for index, (item, (plain, processed), guide) in enumerate(zip(items, ab_low, guide_low)):
+            with _stage("upsample", self.device):
+                models = [self._guided_model(ab, guide, item.size) for ab in (plain, processed) if ab is not None]
+            height, width = item.size
+            banded = isinstance(models[0][0], RowUpsampler)
+            rows = band_rows(width) if banded else height  # a grid finer than the image: one band
+            for top in range(0, height, rows):
+                bottom = min(height, top + rows)
+                L_rows = item.L_rows(top, bottom, self.device)
+                with _stage("upsample", self.device):
+                    ab_rows = self._ab_rows(item, models, L_rows, top, bottom, processed is not None, mask_colorize)
+                emit(index, top, bottom, L_rows, ab_rows)
+
+    @staticmethod
+    def _guided_model(ab_low: Tensor, guide: Tensor, size: tuple[int, int]) -> tuple[Any, Any]:
+        A, B = guided_coefficients(ab_low, guide)
+        if enlarges(tuple(ab_low.shape[-2:]), size):
+            return RowUpsampler.for_maps(A, size), RowUpsampler.for_maps(B, size)
+        return A, B
+
+    def _ab_rows(self, item: _Item, models: list, L_rows: Tensor, top: int, bottom: int, has_post: bool,
+                 mask_colorize: bool) -> Tensor:
+        """Full-resolution ab of rows ``top:bottom``: guided upsampling of the plain (and post-processed)
+        prediction, the post-processing mask and ``mask_colorize`` applied."""
+        mask_rows = item.mask[:, :, top:bottom] if item.mask is not None else None
+        if not has_post:
+            ab = apply_coefficients(*models[0], L_rows, top)
+        elif mask_rows is None:
+            ab = apply_coefficients(*models[1], L_rows, top)
+        else:
+            from .post import blend_with_mask
+
+            ab = blend_with_mask(apply_coefficients(*models[0], L_rows, top),
+                                 apply_coefficients(*models[1], L_rows, top), mask_rows)
+        if mask_colorize:
+            ab = torch.lerp(item.own_ab_rows(top, bottom, self.device), ab, mask_rows)
+        return ab
 
     def _check_options(self, temperature, decode, post, post_strength, batch_size) -> None:
         if decode not in DECODE_METHODS:
@@ -491,13 +608,16 @@ class Colorizer:
         items = []
         zipped = zip(Ls, per_image(mask, "mask"), per_image(source_ab, "source_ab"),
                      per_image(hint_ab, "hint_ab"), per_image(hint_mask, "hint_mask"))
-        for L, m, src, h_ab, h_mask in zipped:
-            if not isinstance(L, Tensor) or L.dim() != 4 or L.shape[1] != 1 or L.shape[0] < 1:
-                shape = list(L.shape) if isinstance(L, Tensor) else type(L).__name__
-                raise ValueError(f"L must be [N,1,H,W] float L* in [0,100], got {shape}")
-            n, _, height, width = L.shape
-            L = L.to(device=self.device, dtype=torch.float32)
-            item = _Item(L=L, geometry=render_geometry(height, width, render_size, self.stride, self.out_stride))
+        for source, m, src, h_ab, h_mask in zipped:
+            # ``source``: L* [N, 1, H, W] (colorize_L) or pixels [H, W, 1|3] (colorize_arrays)
+            if isinstance(source, Tensor):
+                n, _, height, width = source.shape
+                item = _Item(geometry=render_geometry(height, width, render_size, self.stride, self.out_stride),
+                             size=(height, width), n=n, L=source.to(device=self.device, dtype=torch.float32))
+            else:
+                n, (height, width) = 1, source.shape[:2]
+                item = _Item(geometry=render_geometry(height, width, render_size, self.stride, self.out_stride),
+                             size=(height, width), color=source)
             if m is not None:
                 item.mask = mask_tensor(m, (height, width), self.device)
             if mask_colorize and item.mask is None:
@@ -543,7 +663,7 @@ class Colorizer:
 
     def _run_renders(self, items: list[_Item], batch_size: int) -> tuple[list[Tensor], list[Tensor]]:
         """Render inputs and raw network outputs (cropped to the image's cells) per item."""
-        renders = [render_input(item.L, item.geometry) for item in items]
+        renders = [item.render if item.render is not None else render_input(item.L, item.geometry) for item in items]
         hints = [
             _hints_for_render(item.hint_ab, item.hint_mask, item.geometry) if item.hint_ab is not None else None
             for item in items
@@ -618,22 +738,6 @@ class Colorizer:
             strength=strength,
         )
 
-    def _finish(self, item: _Item, plain: Tensor, processed: Tensor | None, guide: Tensor,
-                mask_colorize: bool) -> Tensor:
-        if processed is None:
-            ab = guided_upsample(plain, item.L, guide_low=guide)
-        elif item.mask is None:
-            ab = guided_upsample(processed, item.L, guide_low=guide)
-        else:
-            from .post import blend_with_mask
-
-            ab = blend_with_mask(guided_upsample(plain, item.L, guide_low=guide),
-                                 guided_upsample(processed, item.L, guide_low=guide), item.mask)
-        if mask_colorize:
-            own = item.source_ab if item.source_ab is not None else torch.zeros_like(ab)
-            ab = torch.lerp(own, ab, item.mask)
-        return ab
-
     # ----------------------------------------------------------------- arrays and images
 
     def colorize_array(self, pixels: np.ndarray, **opts: Any) -> np.ndarray:
@@ -659,31 +763,46 @@ class Colorizer:
 
         The per-image options ``mask``, ``hint_ab`` and ``hint_mask`` are lists, one entry per image.
         """
-        images = [np.asarray(p) for p in images]
-        for p in images:
-            _check_dtype(p)
+        images = [check_pixels(p) for p in images]
         parts = [split_alpha(p) for p in images]
+        self._check_options(opts.get("temperature", DEFAULT_TEMPERATURE), opts.get("decode", "annealed"),
+                            opts.get("post", ()), opts.get("post_strength", 1.0),
+                            opts.get("batch_size", DEFAULT_BATCH_SIZE))
+        unknown = set(opts) - _ARRAY_OPTIONS
+        if unknown:
+            raise TypeError(f"unknown option(s) {', '.join(sorted(unknown))}")
+        render_size = opts.get("render_size")
+        render_size = DEFAULT_RENDER_SIZE if render_size is None else int(render_size)
+        mask_colorize = bool(opts.get("mask_colorize", False))
+        hints = {}
+        if opts.get("hint_ab") is not None or opts.get("hint_mask") is not None:
+            for key, channels in (("hint_ab", 2), ("hint_mask", 1)):
+                hints[key] = [_hw_to_tensor(h, channels) for h in (opts.get(key) or [None] * len(parts))]
         with torch.no_grad():
+            items = self._make_items([color for color, _ in parts], render_size, opts.get("mask"), mask_colorize,
+                                     None, hints.get("hint_ab"), hints.get("hint_mask"), True)
             with _stage("lab", self.device):
-                Ls = [luminance_from_pixels(color, self.device) for color, _ in parts]
-            if opts.get("hint_ab") is not None or opts.get("hint_mask") is not None:
-                for key, channels in (("hint_ab", 2), ("hint_mask", 1)):
-                    opts[key] = [_hw_to_tensor(h, channels) for h in (opts.get(key) or [None] * len(Ls))]
-            if opts.get("mask_colorize"):
-                opts["source_ab"] = [
-                    rgb_to_lab(_unit_tensor(color, self.device))[:, 1:] if color.shape[2] == 3 else None
-                    for color, _ in parts
-                ]
-            abs_ = self.colorize_L(Ls, **opts)
-            masks = opts.get("mask") or [None] * len(Ls)
+                for item in items:
+                    item.render = render_from_pixels(item.color, item.geometry, self.device)
             outputs = []
-            with _stage("merge", self.device):
-                for (color, alpha), L, ab, m in zip(parts, Ls, abs_, masks):
-                    out = merge_to_pixels(L, ab, color.dtype)
-                    if opts.get("mask_colorize") and color.shape[2] == 3:
-                        untouched = mask_tensor(m, color.shape[:2], torch.device("cpu"))[0, 0].numpy() == 0
-                        out[untouched] = color[untouched]
-                    outputs.append(join_alpha(out, alpha))
+            for (color, alpha), item in zip(parts, items):
+                out = np.empty((*item.size, 3 if alpha is None else 4), dtype=color.dtype)
+                if alpha is not None:
+                    out[:, :, 3] = alpha
+                outputs.append(out)
+
+            def merge(index: int, top: int, bottom: int, L_rows: Tensor, ab_rows: Tensor) -> None:
+                with _stage("merge", self.device):
+                    rgb = outputs[index][top:bottom, :, :3]
+                    rgb[...] = merge_to_pixels(L_rows, ab_rows, rgb.dtype)
+                    item, color = items[index], parts[index][0]
+                    if mask_colorize and color.shape[2] == 3:
+                        untouched = (item.mask[0, 0, top:bottom] == 0).cpu().numpy()
+                        rgb[untouched] = color[top:bottom][untouched]
+
+            self._full_resolution(items, opts.get("temperature", DEFAULT_TEMPERATURE), opts.get("decode", "annealed"),
+                                  opts.get("post") or (), opts.get("post_strength", 1.0),
+                                  opts.get("batch_size", DEFAULT_BATCH_SIZE), mask_colorize, merge)
         return outputs
 
     def colorize_image(self, image: Image.Image, **opts: Any) -> Image.Image:
@@ -721,6 +840,8 @@ def _hw_to_tensor(value: Any, channels: int) -> Tensor | None:
 # --------------------------------------------------------------------------------- module-level API
 
 _PER_IMAGE_OPTIONS = ("mask", "hint_ab", "hint_mask")
+_ARRAY_OPTIONS = {"temperature", "decode", "render_size", "post", "post_strength", "mask", "mask_colorize",
+                  "hint_ab", "hint_mask", "batch_size"}
 _COLORIZERS: dict[tuple[str, str, Any], Colorizer] = {}
 
 

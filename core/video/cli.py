@@ -11,6 +11,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from core.interrupt import Terminated, sigterm_as_interrupt
 from core.video.flow import DIS_PRESETS, MotionOptions
 from core.video.temporal import TemporalOptions
 
@@ -130,11 +131,25 @@ def _fail(message: str) -> int:
     return 2
 
 
+def _render_size_problem(args: argparse.Namespace) -> str | None:
+    if args.render_size is None:
+        return None
+    from core.pipeline import render_size_problem
+
+    problem = render_size_problem(args.render_size)
+    return f"--render-size: {problem}" if problem else None
+
+
 def run_video(args: argparse.Namespace) -> int:
-    from core.video.io import EncodeOptions, VideoIOError
+    from core.video.io import EncodeOptions, VideoIOError, check_distinct
     from core.video.pipeline import VideoOptions, colorize_video
 
+    problem = _render_size_problem(args)
+    if problem:
+        return _fail(problem)
     try:
+        if args.input.exists():  # refuse an output over the input before the model loads
+            check_distinct(args.input, args.output)
         options = VideoOptions(temperature=args.temperature, temporal=args.temporal == "on",
                                temporal_options=_temporal_options(args), batch_size=args.batch_size,
                                queue_frames=args.queue, on_damaged=args.on_damaged,
@@ -143,12 +158,14 @@ def run_video(args: argparse.Namespace) -> int:
                                fps=args.fps, frame_suffix="." + args.frame_format.lstrip("."),
                                overwrite=args.overwrite)
         colorizer = _colorizer(args)
-        report = colorize_video(args.input, args.output, colorizer, options, encode)
+        with sigterm_as_interrupt():
+            report = colorize_video(args.input, args.output, colorizer, options, encode)
     except (VideoIOError, ValueError, KeyError, OSError) as e:
         return _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
-    except KeyboardInterrupt:
-        print("tinct video: interrupted; no output written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        terminated = isinstance(e, Terminated)
+        print(f"tinct video: {'terminated' if terminated else 'interrupted'}; no output written", file=sys.stderr)
+        return 143 if terminated else 130
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
     stages = ", ".join(f"{k} {v:.1f}s" for k, v in report.seconds.items())

@@ -22,6 +22,8 @@ import av
 import cv2
 import numpy as np
 
+from core.outputs import mark_folder, output_conflict, replace_folder, replace_folder_problem
+
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".webp")
 LOSSY_VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi")
 LOSSLESS_VIDEO_SUFFIXES = (".mkv", ".avi", ".nut")
@@ -254,13 +256,15 @@ def _temp_sibling(final: Path, suffix: str = "") -> Path:
 def _check_output(final: Path, overwrite: bool, is_dir: bool) -> None:
     if not final.parent.is_dir():
         raise VideoIOError(f"output folder {final.parent} does not exist")
-    if final.exists():
-        if is_dir and final.is_dir() and not any(final.iterdir()):
-            return
+    if is_dir:
+        problem = replace_folder_problem(final, overwrite)
+        if problem:
+            raise VideoIOError(problem)
+    elif final.exists():
+        if final.is_dir():
+            raise VideoIOError(f"output {final} exists and is a folder")
         if not overwrite:
             raise VideoIOError(f"output {final} already exists (use --overwrite to replace it)")
-        if is_dir != final.is_dir():
-            raise VideoIOError(f"output {final} exists and is a {'folder' if final.is_dir() else 'file'}")
 
 
 class VideoFileWriter:
@@ -408,8 +412,10 @@ class VideoFileWriter:
 class FrameFolderWriter:
     """Numbered images into a folder: ``<source name><suffix>`` or ``frame_000001<suffix>``.
 
-    Written into a hidden temporary folder beside the target, renamed on :meth:`commit`.
-    16-bit sources give 16-bit PNG/TIFF.
+    Written into a hidden temporary folder beside the target, renamed on :meth:`commit`, with
+    ``core.outputs.FOLDER_MARKER`` listing the frames, so a later ``--overwrite`` knows the
+    folder is Tinct's (a folder holding anything else is never replaced). 16-bit sources give
+    16-bit PNG/TIFF.
     """
 
     def __init__(self, final: str | Path, info: StreamInfo, options: EncodeOptions):
@@ -419,32 +425,31 @@ class FrameFolderWriter:
             raise VideoIOError(f"unknown frame image type {self.suffix}")
         _check_output(self.final, options.overwrite, is_dir=True)
         self.wants_uint16 = info.high_bit_depth and self.suffix.lower() in (".png", ".tif", ".tiff")
+        self.overwrite = options.overwrite
         self.temp = _temp_sibling(self.final)
         self.temp.mkdir()
         self.notes: list[str] = []
         if info.audio_streams:
             self.notes.append("a frame folder cannot hold audio: the audio stream is not kept")
-        self._count = 0
+        self._names: list[str] = []
 
     def write(self, rgb: np.ndarray, source: SourceFrame) -> None:
         name = source.name if source.name is not None else f"frame_{source.index + 1:06d}"
         path = self.temp / f"{name}{self.suffix}"
         if not cv2.imwrite(str(path), cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)):
             raise VideoIOError(f"could not write frame {path.name}")
-        self._count += 1
+        self._names.append(path.name)
 
     def commit(self) -> Path:
-        if self._count == 0:
+        if not self._names:
             self.abort()
             raise VideoIOError("no frame was written")
-        if self.final.is_dir():
-            if any(self.final.iterdir()):
-                shutil.rmtree(self.final)  # only reached with overwrite=True (checked at start)
-            else:
-                self.final.rmdir()
-        elif self.final.exists():
-            self.final.unlink()
-        os.replace(self.temp, self.final)
+        try:
+            mark_folder(self.temp, self._names)
+            replace_folder(self.temp, self.final, self.overwrite)
+        except FileExistsError as e:
+            self.abort()
+            raise VideoIOError(str(e)) from None
         return self.final
 
     def abort(self) -> None:
@@ -466,12 +471,10 @@ def open_writer(path: str | Path, info: StreamInfo, options: EncodeOptions,
 
 
 def check_distinct(input_path: Path, output_path: Path) -> None:
-    """Refuse to write over the input (same file, or an output folder that is the input folder)."""
-    a, b = input_path.resolve(), output_path.resolve()
-    if a == b or (output_path.exists() and os.path.samefile(input_path, output_path)):
-        raise VideoIOError(f"output {output_path} is the input: the input is never overwritten")
-    if a.is_dir() and b.is_relative_to(a):
-        raise VideoIOError(f"output {output_path} lies inside the input folder {input_path}")
+    """Refuse an output that is the input, contains it (a folder above it) or lies inside the input folder."""
+    problem = output_conflict(output_path, [input_path])
+    if problem:
+        raise VideoIOError(problem)
 
 
 def _short(e: BaseException) -> str:

@@ -14,6 +14,7 @@ temporary output; nothing is ever written under the final name until the last fr
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -260,7 +261,7 @@ def _damaged(sf: SourceFrame, options: VideoOptions, report: VideoReport, bar: t
     if options.on_damaged == "stop":
         raise DamagedFrameError(f"damaged input {where}: {sf.error}")
     report.damaged.append((sf.index, sf.error or "damaged"))
-    bar.write(f"warning: skipped damaged input {where}: {sf.error}")
+    bar.write(f"warning: skipped damaged input {where}: {sf.error}", file=sys.stderr)
 
 
 def _colorize_batch(batch: list[tuple[SourceFrame, Motion | None]], colorizer: Any, smoother: TemporalSmoother,

@@ -18,6 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle-timeout", type=float, default=600.0, help="seconds without requests before exiting")
     parser.add_argument("--max-payload", type=int, default=wire.DEFAULT_MAX_PAYLOAD,
                         help="largest request payload accepted, in bytes")
+    parser.add_argument("--header-timeout", type=float, default=None,
+                        help="seconds a connection has to send a request's header (default 5)")
     parser.add_argument("--device", default="auto", help="torch device for the engine (auto, cpu, cuda, mps)")
     args = parser.parse_args(argv)
     run_dir = args.run_dir or rendezvous.runtime_dir()
@@ -26,10 +28,10 @@ def main(argv: list[str] | None = None) -> int:
         print(message, file=sys.stderr, flush=True)
 
     from core.worker.engine import EngineHandler
-    from core.worker.server import serve
+    from core.worker.server import DEFAULT_HEADER_TIMEOUT, serve
 
     return serve(EngineHandler(device=args.device), run_dir, idle_timeout=args.idle_timeout,
-                 max_payload=args.max_payload, log=log)
+                 max_payload=args.max_payload, header_timeout=args.header_timeout or DEFAULT_HEADER_TIMEOUT, log=log)
 
 
 if __name__ == "__main__":

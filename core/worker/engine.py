@@ -28,6 +28,7 @@ from typing import Iterator
 
 import numpy as np
 
+from core.inputcheck import check_pixels
 from core.worker.server import Reply, Shutdown
 from gimp_plugin.tinct_colorize import tinct_wire as wire
 
@@ -58,10 +59,11 @@ def _pixels_3d(spec: dict, data: memoryview) -> np.ndarray:
         array = array[:, :, None]
     if array.ndim != 3 or not 1 <= array.shape[2] <= 4:
         raise RequestError(f"pixels must be [H, W, 1..4], got shape {list(array.shape)}")
-    if array.dtype == np.float32:
-        # GIMP's float images may hold values outside 0..1 (and NaN); the engine takes 0..1.
-        array = np.clip(np.nan_to_num(array, nan=0.0), 0.0, 1.0)
-    return array
+    # GIMP's float images may hold values outside 0..1 (and NaN); the engine's one input check.
+    try:
+        return check_pixels(array)
+    except ValueError as exc:
+        raise RequestError(str(exc)) from None
 
 
 def hints_from_rgba(hint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -141,6 +143,11 @@ class EngineHandler:
             raise RequestError(f"temperature must be in (0, 1], got {opts['temperature']}")
         render = int(options.get("render_size") or 0)
         if render:
+            from core.pipeline import render_size_problem
+
+            problem = render_size_problem(render)
+            if problem:
+                raise RequestError(problem)
             opts["render_size"] = render
         post = [str(p) for p in options.get("post") or () if p and p != "none"]
         if post:

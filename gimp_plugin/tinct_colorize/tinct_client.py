@@ -8,6 +8,7 @@ the idle timeout); else the checkout the plug-in sits in (``<root>/.venv``).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -70,16 +71,18 @@ class WorkerClient:
     """Talks to the user's worker, starting it (again) when needed.
 
     ``wait`` is called about every ``wait_interval`` seconds while waiting for the engine (the
-    plug-in pulses GIMP's progress bar with it).
+    plug-in pulses GIMP's progress bar with it). A live worker that refuses connections because
+    it is busy is retried for ``busy_retry_seconds``.
     """
 
     def __init__(self, config: EngineConfig, *, start_timeout: float = 120.0, request_timeout: float = 1800.0,
-                 wait: Callable[[], None] | None = None, wait_interval: float = 0.25):
+                 wait: Callable[[], None] | None = None, wait_interval: float = 0.25, busy_retry_seconds: float = 10.0):
         self.config = config
         self.start_timeout = start_timeout
         self.request_timeout = request_timeout
         self.wait = wait or (lambda: None)
         self.wait_interval = wait_interval
+        self.busy_retry_seconds = busy_retry_seconds
         self.run_dir = rendezvous.runtime_dir()
 
     # -- requests ---------------------------------------------------------------------------
@@ -136,17 +139,44 @@ class WorkerClient:
     # -- finding and starting the worker ----------------------------------------------------
 
     def connect(self) -> tuple[socket.socket, dict]:
-        """A connection to a live worker of the current protocol, starting one if needed."""
+        """A connection to a live worker of the current protocol, starting one if needed.
+
+        A worker that is alive but busy (its listen queue full: EAGAIN, or ECONNREFUSED over TCP)
+        is retried with backoff, not taken for dead; a worker is only started while holding the
+        start lock, after looking once more whether another client started one meanwhile.
+        """
+        found = self._connect_existing()
+        if found is not None:
+            return found
+        try:
+            with rendezvous.start_lock(self.run_dir, self.start_timeout, self.wait):
+                found = self._connect_existing()
+                if found is not None:
+                    return found
+                return self._start()
+        except TimeoutError as exc:
+            raise EngineError(f"{exc}; see {self.run_dir / rendezvous.LOG_FILE}") from None
+
+    def _connect_existing(self) -> tuple[socket.socket, dict] | None:
+        """A connection to the published worker, or None when there is none that answers."""
         endpoint = rendezvous.read_endpoint(self.run_dir)
         if endpoint and endpoint.get("protocol") != wire.PROTOCOL_VERSION:
             self._stop(endpoint)
-            endpoint = None
-        if endpoint:
+            return None
+        if not endpoint:
+            return None
+        delay = 0.02
+        deadline = time.monotonic() + self.busy_retry_seconds
+        while True:
             try:
                 return rendezvous.connect(endpoint, timeout=5.0), endpoint
-            except OSError:
-                pass  # a crashed worker's leftovers: start a fresh one, it clears them
-        return self._start()
+            except OSError as exc:
+                busy = isinstance(exc, socket.timeout) or exc.errno in _BUSY_ERRNOS
+                if not busy or not _alive(endpoint.get("pid")) or time.monotonic() > deadline:
+                    return None  # a crashed worker's leftovers: a fresh one clears them
+            self.wait()
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
     def _stop(self, endpoint: dict) -> None:
         pid = endpoint.get("pid")
@@ -190,6 +220,28 @@ class WorkerClient:
             self.wait()
             time.sleep(self.wait_interval)
         raise EngineError(f"the Tinct engine did not start within {self.start_timeout:.0f} s; see {log_path}")
+
+
+_BUSY_ERRNOS = {errno.EAGAIN, errno.EWOULDBLOCK, errno.ECONNREFUSED, errno.ETIMEDOUT}
+
+
+def _alive(pid: object) -> bool:
+    """Whether process ``pid`` exists (on Windows, where probing a pid is not harmless, assumed)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    if os.name == "nt":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed child its parent has not reaped yet still has a pid (Linux: state Z)
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _tail(path: Path, lines: int = 8) -> str:

@@ -10,7 +10,8 @@ The worker keeps its files in a directory only the user can enter:
 
 Inside it: ``worker.sock`` (a Unix socket, mode 0600), ``worker.json`` (the endpoint: transport,
 address, auth token, pid, protocol version; mode 0600, written atomically), ``worker.lock``
-(held by the live worker, so there is one per user) and ``worker.log``.
+(held by the live worker, so there is one per user), ``worker.start.lock`` (held by the one
+client that is starting a worker, so concurrent clients start one between them) and ``worker.log``.
 
 Transport: a Unix socket wherever Python offers ``AF_UNIX`` (Linux, macOS). Where it does not
 (CPython on Windows), loopback TCP on a random port; the worker then only answers requests
@@ -20,17 +21,21 @@ checked on every transport.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import stat
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import IO, Callable, Iterator
 
 ENDPOINT_FILE = "worker.json"
 SOCKET_FILE = "worker.sock"
 LOCK_FILE = "worker.lock"
+START_LOCK_FILE = "worker.start.lock"
 LOG_FILE = "worker.log"
 _UNIX_PATH_MAX = 104  # the smallest sun_path among Linux (108) and macOS/BSD (104)
 
@@ -121,3 +126,42 @@ def connect(endpoint: dict, timeout: float) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def try_lock(path: Path) -> IO | None:
+    """An exclusive lock on ``path`` (created if missing) without waiting: the open handle that
+    holds it (closing it releases the lock), or None when another process holds it."""
+    handle = open(path, "a+")
+    try:
+        if os.name == "nt":
+            import msvcrt
+
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    return handle
+
+
+@contextlib.contextmanager
+def start_lock(run_dir: Path, timeout: float, wait: Callable[[], None] = lambda: None,
+               interval: float = 0.05) -> Iterator[None]:
+    """Hold ``worker.start.lock`` for the block, waiting up to ``timeout`` seconds for it (calling
+    ``wait`` while waiting). Raises ``TimeoutError`` when it cannot be had in time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        handle = try_lock(run_dir / START_LOCK_FILE)
+        if handle is not None:
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"another Tinct client has been starting the worker for over {timeout:.0f} s")
+        wait()
+        time.sleep(interval)
+    try:
+        yield
+    finally:
+        handle.close()

@@ -13,12 +13,16 @@ A message is::
 
 Requests carry ``"op"`` and the worker's ``"token"``; replies carry ``"ok"`` (and ``"error"``
 when false). A peer that sees another magic, another version, a header over ``MAX_HEADER``
-bytes or a payload over its limit answers with an error reply and closes the connection.
+bytes or nested deeper than ``MAX_DEPTH``, or a payload over its limit answers with an error
+reply and closes the connection. The receiver reads a message in two steps
+(:func:`recv_header`, then :func:`recv_payload`) so that it can check the token and the declared
+arrays before a single payload byte is read or allocated.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import socket
 import struct
 from typing import Iterable, Sequence
@@ -27,6 +31,7 @@ MAGIC = b"TNCT"
 PROTOCOL_VERSION = 1
 PREFIX = struct.Struct("!4sHHIQ")
 MAX_HEADER = 1 << 20
+MAX_DEPTH = 16  # real headers nest 4 deep; deeper ones are refused before parsing (no RecursionError)
 DEFAULT_MAX_PAYLOAD = 2 << 30
 MAX_SIDE = 1 << 17
 DTYPE_SIZES = {"u8": 1, "u16": 2, "f32": 4}
@@ -88,18 +93,63 @@ def recv_prefix(sock: socket.socket, max_payload: int = DEFAULT_MAX_PAYLOAD) -> 
     return head_len, payload_len
 
 
-def recv_message(sock: socket.socket, max_payload: int = DEFAULT_MAX_PAYLOAD) -> tuple[dict, bytearray]:
-    """Read one message: (header dict, payload bytes). Raises ``ProtocolError`` or ``ConnectionError``."""
-    head_len, payload_len = recv_prefix(sock, max_payload)
+_JSON_TOKENS = re.compile(r'"(?:[^"\\]+|\\.)*"|[\[\]{}]')
+
+
+def json_depth(text: str, limit: int = MAX_DEPTH) -> int:
+    """How deeply ``text``'s JSON arrays and objects nest, counted without parsing (brackets inside
+    strings do not count); stops counting once past ``limit``."""
+    depth = deepest = 0
+    for match in _JSON_TOKENS.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    break
+        elif token in "]}":
+            depth -= 1
+    return deepest
+
+
+def parse_header(data: bytes) -> dict:
+    """A header's bytes -> its JSON object; raises ``ProtocolError`` for anything else (invalid
+    UTF-8 or JSON, nested deeper than ``MAX_DEPTH``, not an object)."""
     try:
-        header = json.loads(bytes(recv_exact(sock, head_len)).decode())
-    except (UnicodeDecodeError, ValueError) as exc:
+        text = data.decode()
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(f"the message header is not valid UTF-8: {exc}") from None
+    if json_depth(text) > MAX_DEPTH:
+        raise ProtocolError(f"the message header nests deeper than {MAX_DEPTH} levels")
+    try:
+        header = json.loads(text)
+    except (ValueError, RecursionError) as exc:
         raise ProtocolError(f"the message header is not valid JSON: {exc}") from None
     if not isinstance(header, dict):
         raise ProtocolError("the message header is not a JSON object")
-    payload = recv_exact(sock, payload_len)
+    return header
+
+
+def recv_header(sock: socket.socket, max_payload: int = DEFAULT_MAX_PAYLOAD) -> tuple[dict, int]:
+    """Read a message's prefix and header (not its payload): (header dict, payload length).
+
+    Raises ``EOFError`` at a clean end of stream, ``ProtocolError`` or ``ConnectionError``.
+    """
+    head_len, payload_len = recv_prefix(sock, max_payload)
+    return parse_header(bytes(recv_exact(sock, head_len))), payload_len
+
+
+def recv_payload(sock: socket.socket, header: dict, payload_len: int) -> bytearray:
+    """Check the header's arrays against ``payload_len`` (before allocating anything), then read the payload."""
     check_arrays(header.get("arrays", []), payload_len)
-    return header, payload
+    return recv_exact(sock, payload_len)
+
+
+def recv_message(sock: socket.socket, max_payload: int = DEFAULT_MAX_PAYLOAD) -> tuple[dict, bytearray]:
+    """Read one message: (header dict, payload bytes). Raises ``ProtocolError`` or ``ConnectionError``."""
+    header, payload_len = recv_header(sock, max_payload)
+    return header, recv_payload(sock, header, payload_len)
 
 
 def array_spec(name: str, dtype: str, shape: Iterable[int]) -> dict:

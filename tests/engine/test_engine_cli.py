@@ -86,14 +86,14 @@ def test_engine_bad_files_fail_alone_and_exit_nonzero(tmp_path, capsys, tiny_mod
     (tmp_path / "c_truncated.jpg").write_bytes(buffer.getvalue()[:300])
     big = tmp_path / "d_bomb.png"
     Image.fromarray(np.zeros((200, 200), np.uint8)).save(big)
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 8000)  # 200x200 > 2 * 8000: a "bomb"
-    code, out, err = _run(["colorize", str(tmp_path), "--model", "tiny", "--device", "cpu"], capsys)
+    code, out, err = _run(["colorize", str(tmp_path), "--model", "tiny", "--device", "cpu",
+                           "--max-megapixels", "0.03"], capsys)  # 200x200 = 0.04 MP: a "bomb"
     assert code == 1
     lines = [line for line in err.splitlines() if "error:" in line]
     assert len(lines) == 3
     assert any("b_empty.png" in line and "empty" in line for line in lines)
     assert any("c_truncated.jpg" in line and "truncated" in line for line in lines)
-    assert any("d_bomb.png" in line and "bomb" in line for line in lines)
+    assert any("d_bomb.png" in line and "bomb" in line and "--max-megapixels" in line for line in lines)
     assert (tmp_path / "a_good_color.png").is_file() and good.is_file()
     assert not (tmp_path / "b_empty_color.png").exists()
 

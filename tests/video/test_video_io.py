@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from core.color import rgb_to_l
+from core.outputs import FOLDER_MARKER
 from core.video import synth
 from core.video.io import EncodeOptions, SourceFrame, StreamInfo, VideoFileReader, VideoIOError, open_writer
 from core.video.pipeline import DamagedFrameError, VideoOptions, colorize_video, run_pipeline
@@ -97,7 +98,7 @@ def test_frame_folder_in_and_out_keeps_names_and_16_bit(clip, tmp_path):
     synth.write_frame_folder(src, frames16, prefix="reel1_", start=99)  # 99..106: natural order matters
     out = tmp_path / "out"
     report = colorize_video(src, out, FlickerColorizer(), QUIET)
-    names = sorted(p.name for p in out.iterdir())
+    names = sorted(p.name for p in out.iterdir() if p.name != FOLDER_MARKER)
     assert names == sorted(p.name for p in src.iterdir()) and report.frames_written == 8
     first = cv2.imread(str(out / "reel1_000099.png"), cv2.IMREAD_UNCHANGED)
     assert first.dtype == np.uint16 and first.shape == (clip.spec.height, clip.spec.width, 3)
@@ -175,7 +176,7 @@ def test_damaged_image_in_folder(clip, tmp_path):
     out = tmp_path / "out"
     report = colorize_video(src, out, FlickerColorizer(), QUIET)
     assert report.damaged == [(2, "unreadable image frame_000003.png")]
-    assert not (out / "frame_000003.png").exists() and len(list(out.iterdir())) == 5
+    assert not (out / "frame_000003.png").exists() and len([p for p in out.iterdir() if p.name != FOLDER_MARKER]) == 5
     with pytest.raises(DamagedFrameError, match="frame_000003"):
         colorize_video(src, tmp_path / "out2", FlickerColorizer(), VideoOptions(progress=False, on_damaged="stop"))
     assert not (tmp_path / "out2").exists()

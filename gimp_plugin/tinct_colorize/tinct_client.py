@@ -107,7 +107,10 @@ class WorkerClient:
                       "arrays": [spec for spec, _ in arrays]}
             try:
                 sock.settimeout(self.request_timeout)
-                wire.send_message(sock, header, [data for _, data in arrays])
+                try:
+                    wire.send_message(sock, header, [data for _, data in arrays])
+                except BrokenPipeError:
+                    pass  # refused on its header: the worker's reason is waiting to be read
                 for _ in range(replies):
                     reply, payload = self._receive(sock)
                     if not reply.get("ok"):

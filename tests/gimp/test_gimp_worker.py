@@ -65,7 +65,10 @@ def stop(proc: subprocess.Popen) -> None:
 
 def request(endpoint: dict, header: dict, parts=()) -> dict:
     with rendezvous.connect(endpoint, 10) as sock:
-        wire.send_message(sock, {"token": endpoint["token"], **header}, parts)
+        try:
+            wire.send_message(sock, {"token": endpoint["token"], **header}, parts)
+        except BrokenPipeError:
+            pass  # a request refused on its header: the worker answered and closed before the payload
         reply, _ = wire.recv_message(sock)
     return reply
 

@@ -105,6 +105,12 @@ def run_tests(py: Path, pytest_args: list[str]) -> int:
         print(f"GIMP 3 tests will be skipped: {exc}")
     except Gimp3SetupError as exc:  # the GIMP tests will fail and say why; run the rest anyway
         print(f"setting up GIMP 3 failed: {exc}", file=sys.stderr)
+    from tests.exiftool_env import ExiftoolUnavailable, ensure_exiftool
+
+    try:
+        print(f"exiftool ready: {ensure_exiftool()}")
+    except ExiftoolUnavailable as exc:  # the provenance tests that read XMP skip themselves with this reason
+        print(f"exiftool tests will be skipped: {exc}")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.run([str(py), "-m", "pytest", "-q", *pytest_args], cwd=ROOT, env=env).returncode
 

@@ -20,6 +20,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "core.evaluate",
     "core.video.cli",
     "core.post.cli",
+    "core.info",
 )
 
 DESCRIPTION = (

@@ -6,7 +6,7 @@ import argparse
 import glob
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -17,6 +17,7 @@ from .device import DEVICE_CHOICES
 from .imageio import (DEFAULT_MAX_MEGAPIXELS, FORMAT_SUFFIX, OUTPUT_FORMATS, DecodedImage, ImageReadError,
                       ImageWriteError, read_image, write_image)
 from .interrupt import Terminated, sigterm_as_interrupt
+from .provenance import utc_now
 
 DEFAULT_SUFFIX = "_color"
 _GLOB_CHARS = set("*?[")
@@ -66,12 +67,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fetch", action="store_true", help="download the model's weights if they are not present")
     p.add_argument("--suffix", default=DEFAULT_SUFFIX, help=f"added to output names (default {DEFAULT_SUFFIX})")
     p.add_argument("--format", choices=sorted(FORMAT_SUFFIX), dest="output_format",
-                   help="output format (default: the input's if png/jpg/tif, else png)")
+                   help="output format (default: the input's if png/jpg/tif/webp, else png)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files (never an input)")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N",
                    help=f"images whose renders share a network call (default {DEFAULT_BATCH_SIZE})")
-    p.add_argument("--jpeg-quality", type=int, default=95, metavar="Q", help="JPEG quality 1..100 (default 95)")
+    p.add_argument("--jpeg-quality", type=int, default=95, metavar="Q", help="JPEG and WebP quality 1..100 (default 95)")
+    add_provenance_argument(p)
     p.set_defaults(func=run)
+
+
+def add_provenance_argument(p: argparse.ArgumentParser) -> None:
+    """``--no-provenance`` (shared by ``colorize`` and ``video``)."""
+    p.add_argument("--no-provenance", dest="provenance", action="store_false",
+                   help="do not embed the record of how the output was made (XMP, Software/Description "
+                        "fields; see 'tinct info'); by default every output says it was colorized by Tinct")
 
 
 # --------------------------------------------------------------------------------- planning
@@ -135,7 +144,7 @@ def expand_inputs(inputs: Sequence[str], suffix: str) -> tuple[list[Path], list[
 
 
 def output_format_for(source: Path, requested: str | None) -> str:
-    """``requested`` or the input's own format when png/jpg/tif, else png."""
+    """``requested`` or the input's own format when png/jpg/tif/webp, else png."""
     return requested or OUTPUT_FORMATS.get(source.suffix.lower(), "png")
 
 
@@ -197,7 +206,7 @@ def _check_arguments(args: argparse.Namespace) -> str | None:
     if not 1 <= args.jpeg_quality <= 100:
         return f"--jpeg-quality must be in 1..100, got {args.jpeg_quality}"
     if args.output is not None and args.output.suffix.lower() not in OUTPUT_FORMATS and not args.output_format:
-        return f"-o {args.output}: unknown output format; use .png, .jpg or .tif (or --format)"
+        return f"-o {args.output}: unknown output format; use .png, .jpg, .tif or .webp (or --format)"
     return None
 
 
@@ -360,6 +369,12 @@ def run(args: argparse.Namespace) -> int:
     if mask is not None:
         options["mask_colorize"] = args.mask_colorize
 
+    record = None
+    if args.provenance:
+        from .provenance import record_from_settings
+
+        record = record_from_settings(colorizer.settings(**options, mask=mask))
+
     from tqdm import tqdm
 
     progress = tqdm(total=len(jobs), unit="image", disable=len(jobs) < 2, file=sys.stderr, dynamic_ncols=True)
@@ -390,7 +405,8 @@ def run(args: argparse.Namespace) -> int:
                         continue
                     try:
                         write_image(job.target, _to_storable(pixels), icc_profile=decoded.icc_profile,
-                                    exif=decoded.exif, dpi=decoded.dpi, jpeg_quality=args.jpeg_quality)
+                                    exif=decoded.exif, dpi=decoded.dpi, jpeg_quality=args.jpeg_quality,
+                                    provenance=None if record is None else replace(record, time=utc_now()))
                     except ImageWriteError as error:
                         fail(job, str(error))
                         continue

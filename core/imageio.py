@@ -2,12 +2,16 @@
 
 Images travel as :class:`DecodedImage`: ``pixels`` ``[H, W, C]`` with ``C`` = 1 (gray), 2 (gray +
 alpha), 3 (RGB) or 4 (RGBA), dtype ``uint8``, ``uint16`` (16-bit sources) or ``float32`` in
-``[0, 1]`` (floating-point sources), EXIF orientation already applied, plus the metadata worth
-keeping (ICC profile, EXIF, resolution).
+``[0, 1]`` (floating-point sources), EXIF orientation already applied, plus the metadata that is
+still true of a colorized version: the ICC profile, the resolution, the description, artist and
+copyright (as EXIF with the orientation reset to 1). Nothing that describes the input file's own
+layout (a TIFF's BitsPerSample, Photometric, strips...) or the camera is carried over.
 
+Every writer embeds, in the same atomic write, the provenance record (``core.provenance``) as XMP
+plus the format's simple fields (PNG ``iTXt`` Software/Description; EXIF Software/ImageDescription).
 Pillow 13 has no in-memory 16-bit RGB mode: it reduces 16-bit colour PNG/TIFF to 8 bits. Those
-files are decoded with OpenCV instead, and 16-bit RGB(A) output is written as PNG through OpenCV
-(with the ICC/EXIF/resolution chunks spliced in) or as TIFF by :func:`_encode_tiff16`.
+files are decoded with OpenCV instead; 16-bit RGB(A) PNG is written through OpenCV (with the
+metadata chunks spliced in), and every TIFF with ``tifffile``.
 """
 
 from __future__ import annotations
@@ -20,19 +24,33 @@ import tempfile
 import threading
 import warnings
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 from PIL import Image, ImageCms, UnidentifiedImageError
 
 from .inputcheck import check_pixels
 
-OUTPUT_FORMATS: dict[str, str] = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".tif": "tif", ".tiff": "tif"}
-FORMAT_SUFFIX: dict[str, str] = {"png": ".png", "jpg": ".jpg", "tif": ".tif"}
+if TYPE_CHECKING:
+    from .provenance import Record
+
+OUTPUT_FORMATS: dict[str, str] = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".tif": "tif", ".tiff": "tif",
+                                  ".webp": "webp"}
+FORMAT_SUFFIX: dict[str, str] = {"png": ".png", "jpg": ".jpg", "tif": ".tif", "webp": ".webp"}
 EXIF_ORIENTATION_TAG = 0x0112
+EXIF_DESCRIPTION_TAG = 0x010E
+EXIF_SOFTWARE_TAG = 0x0131
+EXIF_ARTIST_TAG = 0x013B
+EXIF_COPYRIGHT_TAG = 0x8298
+# What an input's EXIF says that stays true of its colorized version (besides the orientation,
+# which is applied to the pixels and reset to 1).
+KEPT_EXIF_TAGS = (EXIF_DESCRIPTION_TAG, EXIF_ARTIST_TAG, EXIF_COPYRIGHT_TAG)
+# IFD0 tags that describe a file's own layout: never written from a caller's EXIF.
+_LAYOUT_TAGS = frozenset({254, 255, 256, 257, 258, 259, 262, 263, 264, 265, 266, 273, 277, 278, 279, 280, 281, 282,
+                          283, 284, 290, 291, 292, 293, 296, 297, 301, 305, 317, 318, 319, 320, 322, 323, 324,
+                          325, 338, 339, 340, 341, 513, 514, 529, 530, 531, 532, 700, 33723, 34377, 34675})
 # Decompression-bomb guard: a 164 KB PNG can declare 13000x13000 (169 MP, 3.8 GB of work). 120 MP
 # is above every common camera (100 MP medium format) and below such files; ``--max-megapixels``
 # raises it (the full-resolution stages then run in bands, so memory stays bounded).
@@ -55,7 +73,8 @@ class DecodedImage:
         pixels: ``[H, W, C]``, C in {1, 2, 3, 4} (gray, gray+alpha, RGB, RGBA); ``uint8``,
             ``uint16`` or ``float32`` in ``[0, 1]``; orientation applied.
         icc_profile: the source's ICC profile bytes, or None.
-        exif: EXIF bytes with the orientation reset to 1, or None.
+        exif: EXIF bytes holding only what stays true (:data:`KEPT_EXIF_TAGS`, the orientation
+            reset to 1), or None.
         dpi: (x, y) resolution in dots per inch, or None.
         frames: how many frames (animation) or pages (multi-page TIFF) the file holds; only the
             first is in ``pixels``.
@@ -169,14 +188,32 @@ def _decode_opened(im: Image.Image, path: Path) -> DecodedImage:
     if pixels is None:
         pixels, icc = pil_to_pixels(im, icc)
     pixels = apply_orientation(pixels, orientation)
-    exif_bytes = None
-    if len(exif):
-        if EXIF_ORIENTATION_TAG in exif:
-            exif[EXIF_ORIENTATION_TAG] = 1
-        exif_bytes = exif.tobytes()
+    exif_bytes = _still_true_exif(exif, im.info.get("Description"))
     dpi = im.info.get("dpi")
+    if getattr(im, "tag_v2", None) is not None and 282 not in im.tag_v2:
+        dpi = None  # Pillow reports 1 dpi for a TIFF without XResolution: that is no resolution
     dpi = (float(dpi[0]), float(dpi[1])) if dpi and len(dpi) == 2 and dpi[0] and dpi[1] else None
     return DecodedImage(pixels=pixels, icc_profile=icc, exif=exif_bytes, dpi=dpi)
+
+
+def _still_true_exif(exif: Image.Exif, png_description: object = None) -> bytes | None:
+    """EXIF bytes with only :data:`KEPT_EXIF_TAGS` (and Orientation = 1 where the source had one).
+
+    A TIFF's ``getexif()`` is its whole first IFD (size, BitsPerSample, Photometric, strips...):
+    none of that may reach an output. A PNG's ``Description`` text counts as its description.
+    """
+    kept = Image.Exif()
+    for tag in KEPT_EXIF_TAGS:
+        value = exif.get(tag)
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        if isinstance(value, str) and value.strip("\x00 "):
+            kept[tag] = value.strip("\x00 ")
+    if EXIF_DESCRIPTION_TAG not in kept and isinstance(png_description, str) and png_description.strip():
+        kept[EXIF_DESCRIPTION_TAG] = png_description.strip()
+    if EXIF_ORIENTATION_TAG in exif:
+        kept[EXIF_ORIENTATION_TAG] = 1
+    return kept.tobytes() if len(kept) else None
 
 
 def _is_16bit_tile(im: Image.Image) -> bool:
@@ -286,7 +323,7 @@ def apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
 
 
 def output_format(path: str | os.PathLike) -> str:
-    """``"png"``, ``"jpg"`` or ``"tif"`` from the file name's suffix.
+    """``"png"``, ``"jpg"``, ``"tif"`` or ``"webp"`` from the file name's suffix.
 
     Raises:
         ImageWriteError: an unsupported suffix.
@@ -299,6 +336,58 @@ def output_format(path: str | os.PathLike) -> str:
         raise ImageWriteError(f"{path}: unsupported output format {suffix or '(none)'!r}; use one of {known}") from None
 
 
+@dataclass(frozen=True)
+class OutputMetadata:
+    """What an output file carries besides its pixels (see :func:`output_metadata`).
+
+    Attributes:
+        exif: EXIF tags for PNG/JPEG/WebP (layout tags removed; Software/ImageDescription set from
+            the record), or None.
+        tiff_tags: ``{tag: value}`` of the same EXIF tags, for a TIFF's own first IFD.
+        xmp: the XMP packet (UTF-8), or None without a record.
+        software: ``"Tinct VERSION"`` with a record, else None.
+        description: the description (the source's, extended by the record's sentence), or None.
+    """
+
+    exif: Image.Exif | None
+    tiff_tags: dict[int, object]
+    xmp: bytes | None
+    software: str | None
+    description: str | None
+
+
+def output_metadata(exif: bytes | None, provenance: "Record | None") -> OutputMetadata:
+    """The metadata to embed: ``exif`` (tags describing the source file's layout removed) plus the
+    provenance record's XMP, Software and ImageDescription.
+
+    Args:
+        exif: EXIF bytes (usually :attr:`DecodedImage.exif`), or None.
+        provenance: the record, or None to embed none (``--no-provenance``).
+    """
+    tags = Image.Exif()
+    if exif:
+        source = Image.Exif()
+        source.load(exif)
+        for tag, value in source.items():
+            if tag not in _LAYOUT_TAGS:
+                tags[tag] = value
+    description = tags.get(EXIF_DESCRIPTION_TAG)
+    description = description.strip("\x00 ") or None if isinstance(description, str) else None
+    xmp = software = None
+    if provenance is not None:
+        from .provenance import to_xmp
+
+        if description and provenance.source_description is None:
+            provenance = provenance.with_source_description(description)
+        description, software = provenance.description, provenance.creator_tool
+        xmp = to_xmp(provenance)
+        tags[EXIF_DESCRIPTION_TAG] = description
+        tags[EXIF_SOFTWARE_TAG] = software
+    tiff_tags = {tag: value for tag, value in tags.items() if isinstance(value, (str, int)) and tag < 65536}
+    return OutputMetadata(exif=tags if len(tags) else None, tiff_tags=tiff_tags, xmp=xmp, software=software,
+                          description=description)
+
+
 def write_image(
     path: str | os.PathLike,
     pixels: np.ndarray,
@@ -307,17 +396,21 @@ def write_image(
     exif: bytes | None = None,
     dpi: tuple[float, float] | None = None,
     jpeg_quality: int = 95,
+    provenance: "Record | None" = None,
 ) -> None:
     """Write RGB(A) pixels atomically: into a temporary file beside ``path``, then ``os.replace``.
 
     Args:
-        path: target; the suffix picks the format (``.png``, ``.jpg``/``.jpeg``, ``.tif``/``.tiff``).
+        path: target; the suffix picks the format (``.png``, ``.jpg``/``.jpeg``, ``.tif``/``.tiff``,
+            ``.webp``).
         pixels: ``[H, W, 3|4]`` ``uint8`` or ``uint16`` (16 bits are kept in PNG and TIFF; JPEG
-            gets them rounded to 8 bits).
+            and WebP get them rounded to 8 bits).
         icc_profile: an RGB ICC profile to embed (other colour spaces are dropped).
-        exif: EXIF bytes to embed (8-bit outputs and PNG).
-        dpi: resolution to record.
-        jpeg_quality: JPEG quality, 1..100 (chroma is not subsampled).
+        exif: EXIF bytes to embed (tags describing another file's layout are dropped); in a TIFF
+            its tags go into the file's own first IFD.
+        dpi: resolution to record; None records none (a TIFF then says "no absolute unit").
+        jpeg_quality: JPEG and WebP quality, 1..100 (JPEG chroma is not subsampled).
+        provenance: the record to embed as XMP plus Software/Description fields (None: none).
     Raises:
         ImageWriteError: unsupported format or pixels, alpha in a JPEG, or an OS error; no file is
             left behind.
@@ -329,13 +422,16 @@ def write_image(
     if fmt == "jpg" and pixels.shape[2] == 4:
         raise ImageWriteError(f"{path}: JPEG cannot store the alpha channel; write PNG or TIFF (--format png)")
     icc_profile = rgb_profile_or_none(icc_profile)
-    if pixels.dtype == np.uint16 and fmt == "jpg":
+    meta = output_metadata(exif, provenance)
+    if pixels.dtype == np.uint16 and fmt in ("jpg", "webp"):
         pixels = to_uint8(pixels)
-    if pixels.dtype == np.uint16:
-        encoded = _encode_png16(pixels, icc_profile, exif, dpi) if fmt == "png" else _encode_tiff16(pixels, icc_profile, dpi)
+    if fmt == "tif":
+        writer = lambda handle: _write_tiff(handle, pixels, icc_profile, meta, dpi)  # noqa: E731
+    elif pixels.dtype == np.uint16:
+        encoded = _encode_png16(pixels, icc_profile, meta, dpi)
         writer = lambda handle: handle.write(encoded)  # noqa: E731
     else:
-        writer = lambda handle: _save_pil8(handle, pixels, fmt, icc_profile, exif, dpi, jpeg_quality)  # noqa: E731
+        writer = lambda handle: _save_pil8(handle, pixels, fmt, icc_profile, meta, dpi, jpeg_quality)  # noqa: E731
     write_atomically(path, writer)
 
 
@@ -375,29 +471,51 @@ def _current_umask() -> int:
     return mask
 
 
-def _save_pil8(handle, pixels, fmt, icc_profile, exif, dpi, jpeg_quality) -> None:
+def _save_pil8(handle, pixels, fmt, icc_profile, meta: OutputMetadata, dpi, jpeg_quality) -> None:
     image = Image.fromarray(np.ascontiguousarray(pixels), "RGBA" if pixels.shape[2] == 4 else "RGB")
     options: dict = {}
     if icc_profile:
         options["icc_profile"] = icc_profile
-    if exif:
-        options["exif"] = exif
-    if dpi:
+    if meta.exif is not None:
+        options["exif"] = meta.exif.tobytes()
+    if dpi and fmt != "webp":
         options["dpi"] = dpi
     if fmt == "jpg":
-        image.save(handle, format="JPEG", quality=jpeg_quality, subsampling=0, **options)
-    elif fmt == "png":
-        image.save(handle, format="PNG", **options)
+        image.save(handle, format="JPEG", quality=jpeg_quality, subsampling=0, xmp=meta.xmp or b"", **options)
+    elif fmt == "webp":
+        image.save(handle, format="WEBP", quality=jpeg_quality, xmp=meta.xmp or b"", **options)
     else:
-        image.save(handle, format="TIFF", compression="tiff_deflate", **options)
+        from PIL.PngImagePlugin import PngInfo
+
+        info = PngInfo()
+        for keyword, text in _png_texts(meta):
+            info.add_itxt(keyword, text)
+        image.save(handle, format="PNG", pnginfo=info, **options)
+
+
+def _png_texts(meta: OutputMetadata) -> list[tuple[str, str]]:
+    """(keyword, text) of the PNG ``iTXt`` chunks: Software, Description and the XMP packet."""
+    texts = []
+    if meta.software:
+        texts.append(("Software", meta.software))
+    if meta.description:
+        texts.append(("Description", meta.description))
+    if meta.xmp:
+        texts.append(("XML:com.adobe.xmp", meta.xmp.decode("utf-8")))
+    return texts
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
-def _encode_png16(pixels: np.ndarray, icc: bytes | None, exif: bytes | None, dpi) -> bytes:
-    """16-bit RGB(A) PNG: OpenCV encodes the pixels; iCCP/eXIf/pHYs chunks go right after IHDR."""
+def _itxt_chunk(keyword: str, text: str) -> bytes:
+    """An uncompressed PNG ``iTXt`` chunk (no language tag)."""
+    return _png_chunk(b"iTXt", keyword.encode("latin-1") + b"\x00\x00\x00\x00\x00" + text.encode("utf-8"))
+
+
+def _encode_png16(pixels: np.ndarray, icc: bytes | None, meta: OutputMetadata, dpi) -> bytes:
+    """16-bit RGB(A) PNG: OpenCV encodes the pixels; iCCP/eXIf/pHYs/iTXt chunks go right after IHDR."""
     import cv2
 
     order = [2, 1, 0, 3] if pixels.shape[2] == 4 else [2, 1, 0]
@@ -409,89 +527,55 @@ def _encode_png16(pixels: np.ndarray, icc: bytes | None, exif: bytes | None, dpi
     extra = b""
     if icc:
         extra += _png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc))
-    if exif:
-        raw = exif[6:] if exif.startswith(b"Exif\x00\x00") else exif
-        extra += _png_chunk(b"eXIf", raw)
+    if meta.exif is not None:
+        raw = meta.exif.tobytes()
+        extra += _png_chunk(b"eXIf", raw[6:] if raw.startswith(b"Exif\x00\x00") else raw)
     if dpi:
         per_metre = [max(1, int(round(d / 0.0254))) for d in dpi]
         extra += _png_chunk(b"pHYs", struct.pack(">IIB", per_metre[0], per_metre[1], 1))
+    for keyword, text in _png_texts(meta):
+        extra += _itxt_chunk(keyword, text)
     return data[:ihdr_end] + extra + data[ihdr_end:]
 
 
-def _encode_tiff16(pixels: np.ndarray, icc: bytes | None, dpi) -> bytes:
-    """A baseline little-endian 16-bit RGB(A) TIFF: Deflate strips with horizontal differencing."""
-    height, width, channels = pixels.shape
-    rows_per_strip = max(1, (1 << 20) // (width * channels * 2))
-    # Predictor 2: each sample stores its difference to the previous pixel's sample (mod 2^16).
-    diff = pixels.astype("<u2", copy=True)
-    diff[:, 1:] -= pixels[:, :-1]
-    strips = [diff[y : y + rows_per_strip].tobytes() for y in range(0, height, rows_per_strip)]
-    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
-        compressed = list(pool.map(lambda s: zlib.compress(s, 6), strips))
+def _ascii(value: object) -> str:
+    """TIFF ASCII fields hold 7-bit text; anything else is kept in full in the XMP."""
+    return str(value).encode("ascii", "replace").decode("ascii")
 
-    entries: list[tuple[int, int, int, bytes | int | list[int]]] = []  # (tag, type, count, value)
-    SHORT, LONG, RATIONAL, UNDEFINED = 3, 4, 5, 7
-    entries.append((256, LONG, 1, width))
-    entries.append((257, LONG, 1, height))
-    entries.append((258, SHORT, channels, [16] * channels))
-    entries.append((259, SHORT, 1, 8))  # Adobe Deflate
-    entries.append((262, SHORT, 1, 2))  # RGB
-    entries.append((273, LONG, len(strips), [0] * len(strips)))  # patched below
-    entries.append((277, SHORT, 1, channels))
-    entries.append((278, LONG, 1, rows_per_strip))
-    entries.append((279, LONG, len(strips), [len(c) for c in compressed]))
-    if dpi:
-        entries.append((282, RATIONAL, 1, [int(round(dpi[0] * 100)), 100]))
-        entries.append((283, RATIONAL, 1, [int(round(dpi[1] * 100)), 100]))
-    entries.append((284, SHORT, 1, 1))  # chunky
-    if dpi:
-        entries.append((296, SHORT, 1, 2))  # inches
-    entries.append((317, SHORT, 1, 2))  # horizontal differencing
-    if channels == 4:
-        entries.append((338, SHORT, 1, 2))  # unassociated alpha
-    entries.append((339, SHORT, channels, [1] * channels))  # unsigned integers
-    if icc:
-        entries.append((34675, UNDEFINED, len(icc), icc))
 
-    type_size = {SHORT: 2, LONG: 4, RATIONAL: 8, UNDEFINED: 1}
-    ifd_offset = 8
-    ifd_size = 2 + 12 * len(entries) + 4
-    out_of_line = ifd_offset + ifd_size
-    blobs: list[bytes] = []
-    packed_entries: list[bytes] = []
+def _write_tiff(handle, pixels: np.ndarray, icc: bytes | None, meta: OutputMetadata, dpi) -> None:
+    """An RGB(A) TIFF of ``pixels``' depth written by tifffile: Deflate with horizontal
+    differencing, the metadata in its first IFD (EXIF tags as TIFF tags, XMP as tag 700)."""
+    import tifffile
 
-    def pack_value(kind: int, value) -> bytes:
-        if kind == UNDEFINED:
-            return bytes(value)
-        if kind == RATIONAL:
-            return struct.pack("<II", *value)
-        values = value if isinstance(value, list) else [value]
-        return struct.pack("<" + ("H" if kind == SHORT else "I") * len(values), *values)
-
-    # First pass sizes the out-of-line area so strip offsets are known.
-    ool_size = 0
-    for tag, kind, count, value in entries:
-        nbytes = type_size[kind] * count
-        if nbytes > 4:
-            ool_size += nbytes + (nbytes & 1)
-    strip_data_start = out_of_line + ool_size
-    offsets, position = [], strip_data_start
-    for chunk in compressed:
-        offsets.append(position)
-        position += len(chunk)
-
-    cursor = out_of_line
-    for tag, kind, count, value in entries:
-        if tag == 273:
-            value = offsets
-        payload = pack_value(kind, value)
-        if len(payload) > 4:
-            packed_entries.append(struct.pack("<HHII", tag, kind, count, cursor))
-            padded = payload + (b"\x00" if len(payload) & 1 else b"")
-            blobs.append(padded)
-            cursor += len(padded)
-        else:
-            packed_entries.append(struct.pack("<HHI", tag, kind, count) + payload.ljust(4, b"\x00"))
-    header = b"II*\x00" + struct.pack("<I", ifd_offset)
-    ifd = struct.pack("<H", len(entries)) + b"".join(packed_entries) + struct.pack("<I", 0)
-    return header + ifd + b"".join(blobs) + b"".join(compressed)
+    extratags = []
+    for tag, value in sorted(meta.tiff_tags.items()):
+        if tag in (EXIF_DESCRIPTION_TAG, EXIF_SOFTWARE_TAG):
+            continue  # written through tifffile's own arguments below
+        if isinstance(value, str):
+            extratags.append((tag, "s", 0, _ascii(value), True))
+        elif isinstance(value, int) and 0 <= value < 65536:
+            extratags.append((tag, "H", 1, value, True))
+    if meta.xmp:
+        extratags.append((700, "B", len(meta.xmp), meta.xmp, True))
+    encoded = io.BytesIO()  # tifffile wants a named file; the temp file's handle has only a descriptor
+    try:
+        tifffile.imwrite(
+            encoded,
+            pixels,
+            photometric="rgb",
+            extrasamples=("unassalpha",) if pixels.shape[2] == 4 else None,
+            compression="zlib",
+            predictor=True,
+            metadata=None,  # no tifffile JSON in ImageDescription
+            description=_ascii(meta.description) if meta.description else None,
+            software=_ascii(meta.software) if meta.software else "",  # None would write "tifffile.py"
+            resolution=(float(dpi[0]), float(dpi[1])) if dpi else None,
+            resolutionunit="INCH" if dpi else "NONE",
+            iccprofile=icc,
+            extratags=extratags,
+            maxworkers=os.cpu_count() or 1,
+        )
+    except ValueError as exc:
+        raise ImageWriteError(f"tifffile could not encode the TIFF ({_one_line(exc)})") from None
+    handle.write(encoded.getbuffer())

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 
 import weights_fetch
+from weights_fetch.digest import sha256_of
 
 from .models import create_model
 
@@ -52,6 +54,21 @@ def build_from_state(tensors: dict[str, torch.Tensor], metadata: dict[str, str],
     return model
 
 
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+_DIGEST_LOCK = threading.Lock()
+
+
+def weights_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a weights file, computed once per (path, size, mtime) in this process."""
+    path = Path(path)
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    with _DIGEST_LOCK:
+        if key not in _DIGESTS:
+            _DIGESTS[key] = sha256_of(path)
+        return _DIGESTS[key]
+
+
 def load_model(
     name: str = "default",
     device: str | torch.device = "cpu",
@@ -75,6 +92,7 @@ def load_model(
         if dtype is not None:
             model = model.to(dtype)
         model = model.to(device).eval()
+        model.weights_path = Path(path)  # the provenance record names the file's SHA-256
         for p in model.parameters():
             p.requires_grad_(False)
         _CACHE[key] = model

@@ -477,6 +477,49 @@ class Colorizer:
         if self.model.output == "logits" and self.bin_centers is None:
             raise TypeError(f"model {self.name!r} outputs logits but has no bin_centers")
 
+    # ----------------------------------------------------------------- what the provenance record needs
+
+    @property
+    def model_name(self) -> str:
+        """The model's catalog name (``tinct-small`` for ``"default"``), else the name given."""
+        return str(getattr(self.model, "name", None) or self.name)
+
+    @property
+    def weights_sha256(self) -> str | None:
+        """Hex SHA-256 of the weights file the model was loaded from (hashed once per file and
+        process); None for a network given as a module."""
+        path = getattr(self.model, "weights_path", None)
+        if path is None:
+            return None
+        from .loading import weights_sha256
+
+        return weights_sha256(path)
+
+    def settings(self, **opts: Any) -> dict[str, Any]:
+        """What a run with these :meth:`colorize_L` / :meth:`colorize_array` options is, for the
+        provenance record (``core.provenance.record_from_settings``): model, weights_sha256,
+        temperature, decode, render_size, post, post_strength and whether hints, a reference photo,
+        a mask (and ``mask_colorize``) were used."""
+
+        def used(value: Any) -> bool:
+            if isinstance(value, (list, tuple)):
+                return any(v is not None for v in value)
+            return value is not None
+
+        return {
+            "model": self.model_name,
+            "weights_sha256": self.weights_sha256,
+            "temperature": float(opts.get("temperature", DEFAULT_TEMPERATURE)),
+            "decode": str(opts.get("decode", "annealed")),
+            "render_size": int(opts.get("render_size") or DEFAULT_RENDER_SIZE),
+            "post": [str(step) for step in opts.get("post") or ()],
+            "post_strength": float(opts.get("post_strength", 1.0)),
+            "hints": used(opts.get("hint_ab")) or used(opts.get("hint_mask")),
+            "reference": used(opts.get("reference")),
+            "mask": used(opts.get("mask")),
+            "mask_colorize": bool(opts.get("mask_colorize")),
+        }
+
     # ----------------------------------------------------------------- the one path
 
     def colorize_L(
@@ -805,10 +848,11 @@ class Colorizer:
                                   opts.get("batch_size", DEFAULT_BATCH_SIZE), mask_colorize, merge)
         return outputs
 
-    def colorize_image(self, image: Image.Image, **opts: Any) -> Image.Image:
+    def colorize_image(self, image: Image.Image, *, provenance: bool = True, **opts: Any) -> Image.Image:
         """Colorize a PIL image; returns RGB (or RGBA when it has alpha), 8 bits per channel
         (Pillow has no 16-bit RGB mode; use :meth:`colorize_array` or ``core.imageio`` for that).
-        The ICC profile (when RGB) is kept in ``info``."""
+        The ICC profile (when RGB) is kept in ``info``; with ``provenance`` (the default) the
+        record's XMP packet is ``info["xmp"]`` (pass it on with ``save(..., xmp=out.info["xmp"])``)."""
         from .imageio import pil_to_pixels, rgb_profile_or_none, to_uint8
 
         image.load()
@@ -822,6 +866,10 @@ class Colorizer:
         profile = rgb_profile_or_none(icc)
         if profile:
             result.info["icc_profile"] = profile
+        if provenance:
+            from .provenance import record_from_settings, to_xmp
+
+            result.info["xmp"] = to_xmp(record_from_settings(self.settings(**opts)))
         return result
 
 

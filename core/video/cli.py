@@ -45,6 +45,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default on CPU: cores - 1)")
     p.add_argument("--report", type=Path, metavar="JSON", help="write the run's report (timings, damaged frames) here")
+    from core.cli_colorize import add_provenance_argument
+
+    add_provenance_argument(p)
     p.set_defaults(func=run_video)
 
     e = subparsers.add_parser(
@@ -159,7 +162,8 @@ def run_video(args: argparse.Namespace) -> int:
                                overwrite=args.overwrite)
         colorizer = _colorizer(args)
         with sigterm_as_interrupt():
-            report = colorize_video(args.input, args.output, colorizer, options, encode)
+            report = colorize_video(args.input, args.output, colorizer, options, encode,
+                                        provenance=args.provenance)
     except (VideoIOError, ValueError, KeyError, OSError) as e:
         return _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
     except KeyboardInterrupt as e:

@@ -16,13 +16,17 @@ import uuid
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import TYPE_CHECKING, Iterator, Protocol
 
 import av
 import cv2
 import numpy as np
 
 from core.outputs import mark_folder, output_conflict, replace_folder, replace_folder_problem
+from core.imageio import OUTPUT_FORMATS, ImageWriteError, write_image
+
+if TYPE_CHECKING:
+    from core.provenance import Record
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".webp")
 LOSSY_VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi")
@@ -238,7 +242,8 @@ def open_reader(path: str | Path, fps: Fraction | None = None) -> FrameReader:
 class EncodeOptions:
     """Output encoding. ``codec`` None picks H.264 (``libx264``), or FFV1 when ``lossless``.
     ``crf``/``preset`` apply to x264/x265; ``fps`` is used when the source has no rate (folders);
-    ``frame_suffix`` is the image type of folder output."""
+    ``frame_suffix`` is the image type of folder output. ``provenance``: the record every output
+    carries (container tags of a video, the metadata of every frame image), or None."""
 
     codec: str | None = None
     crf: int = 18
@@ -247,6 +252,7 @@ class EncodeOptions:
     fps: Fraction = Fraction(24)
     frame_suffix: str = ".png"
     overwrite: bool = False
+    provenance: "Record | None" = None
 
 
 def _temp_sibling(final: Path, suffix: str = "") -> Path:
@@ -326,6 +332,10 @@ class VideoFileWriter:
             vs.pix_fmt = "yuv420p"
         vs.codec_context.time_base = self._time_base
         vs.time_base = self._time_base
+        if options.provenance is not None:
+            from core.provenance import container_tags
+
+            self._out.metadata.update(container_tags(options.provenance))
         if info.rotation:
             vs.set_display_rotation(info.rotation)
         self._video = vs
@@ -414,15 +424,18 @@ class FrameFolderWriter:
 
     Written into a hidden temporary folder beside the target, renamed on :meth:`commit`, with
     ``core.outputs.FOLDER_MARKER`` listing the frames, so a later ``--overwrite`` knows the
-    folder is Tinct's (a folder holding anything else is never replaced). 16-bit sources give
-    16-bit PNG/TIFF.
+    folder is Tinct's (a folder holding anything else is never replaced). Each frame is written
+    by ``core.imageio.write_image``, so every frame carries the provenance record. 16-bit sources
+    give 16-bit PNG/TIFF.
     """
 
     def __init__(self, final: str | Path, info: StreamInfo, options: EncodeOptions):
         self.final = Path(final)
         self.suffix = options.frame_suffix if options.frame_suffix.startswith(".") else "." + options.frame_suffix
-        if self.suffix.lower() not in IMAGE_SUFFIXES:
-            raise VideoIOError(f"unknown frame image type {self.suffix}")
+        if self.suffix.lower() not in OUTPUT_FORMATS:
+            raise VideoIOError(f"frame image type {self.suffix} cannot be written; use one of "
+                               f"{', '.join(sorted(OUTPUT_FORMATS))}")
+        self.provenance = options.provenance
         _check_output(self.final, options.overwrite, is_dir=True)
         self.wants_uint16 = info.high_bit_depth and self.suffix.lower() in (".png", ".tif", ".tiff")
         self.overwrite = options.overwrite
@@ -436,8 +449,10 @@ class FrameFolderWriter:
     def write(self, rgb: np.ndarray, source: SourceFrame) -> None:
         name = source.name if source.name is not None else f"frame_{source.index + 1:06d}"
         path = self.temp / f"{name}{self.suffix}"
-        if not cv2.imwrite(str(path), cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)):
-            raise VideoIOError(f"could not write frame {path.name}")
+        try:
+            write_image(path, rgb, provenance=self.provenance)
+        except ImageWriteError as e:
+            raise VideoIOError(f"could not write frame {path.name}: {e}") from None
         self._names.append(path.name)
 
     def commit(self) -> Path:

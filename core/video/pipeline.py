@@ -17,7 +17,7 @@ import queue
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -119,15 +119,25 @@ def _get(q: queue.Queue, stop: threading.Event) -> Any:
 
 
 def colorize_video(input_path: str | Path, output_path: str | Path, colorizer: Any,
-                   options: VideoOptions = VideoOptions(), encode: EncodeOptions = EncodeOptions()) -> VideoReport:
+                   options: VideoOptions = VideoOptions(), encode: EncodeOptions = EncodeOptions(),
+                   *, provenance: bool = True) -> VideoReport:
     """Colorize a video file or frame folder into a video file or frame folder (see :func:`run_pipeline`).
 
     The output format follows ``output_path``: a video suffix (``.mp4`` H.264 by default, ``.mkv``
     for lossless FFV1, ...) or a path without suffix for a folder of numbered images.
+    With ``provenance`` (the default) the output carries the record of the run (container tags,
+    or the metadata of every frame), unless ``encode.provenance`` already holds one.
     Raises :class:`VideoIOError` (one-line message) for bad paths, formats or damaged input with
     ``on_damaged="stop"``.
     """
     input_path, output_path = Path(input_path), Path(output_path)
+    if not provenance:
+        encode = replace(encode, provenance=None)
+    elif encode.provenance is None and hasattr(colorizer, "settings"):
+        from core.provenance import record_from_settings
+
+        settings = colorizer.settings(temperature=options.temperature, **options.colorize_opts)
+        encode = replace(encode, provenance=record_from_settings(settings, temporal=options.temporal))
     reader = open_reader(input_path, fps=encode.fps)
     try:
         check_distinct(input_path, output_path)

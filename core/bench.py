@@ -110,6 +110,9 @@ def _measure_ours(config: dict[str, Any]) -> dict[str, Any]:
     if config.get("render_size"):
         options["render_size"] = config["render_size"]
     source, target = Path(config["input"]), Path(config["output"])
+    from .provenance import record_from_settings
+
+    record = record_from_settings(colorizer.settings(**options))  # written as `tinct colorize` does
 
     def once() -> dict[str, float]:
         times: dict[str, float] = {}
@@ -120,7 +123,8 @@ def _measure_ours(config: dict[str, Any]) -> dict[str, Any]:
             pixels = colorizer.colorize_arrays([decoded.pixels], **options)[0]
         times.update({name: sum(values) for name, values in stages.items()})
         start = time.perf_counter()
-        write_image(target, pixels, icc_profile=decoded.icc_profile, exif=decoded.exif, dpi=decoded.dpi)
+        write_image(target, pixels, icc_profile=decoded.icc_profile, exif=decoded.exif, dpi=decoded.dpi,
+                    provenance=record)
         times["write"] = time.perf_counter() - start
         return times
 

@@ -21,6 +21,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "core.video.cli",
     "core.post.cli",
     "core.info",
+    "core.bench_provenance",
 )
 
 DESCRIPTION = (

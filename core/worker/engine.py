@@ -7,11 +7,12 @@ Operations (request ``"op"``):
 - ``colorize``: arrays ``pixels`` (``[H,W,C]``, C 1..4, u8/u16/f32 0..1) and optionally ``hint``
   (``[H,W,4]`` RGBA in the same dtype; opaque pixels are colour hints); ``options``:
   ``model`` (default ``"default"``), ``temperature``, ``render_size`` (0 = the model's own),
-  ``post`` (list of post-processing names), ``post_strength``. Reply: array ``pixels``, the
-  same dtype, RGB or RGBA (alpha kept), and ``timing`` ``{"engine_s"}``.
+  ``post`` (list of post-processing names), ``post_strength``, ``provenance`` (bool). Reply: array ``pixels``, the
+  same dtype, RGB or RGBA (alpha kept), ``timing`` ``{"engine_s"}`` and, with ``provenance``,
+  ``provenance`` ``{"record": <core.provenance.Record.to_dict()>, "xmp": <XMP packet>}``.
 - ``colorize_sequence``: arrays ``frame0`` .. ``frameN-1`` (one dtype; sizes may differ), options as
   above plus ``temporal`` (bool). N replies, one per frame in order, each with ``index``, ``of``
-  and array ``pixels``.
+  and array ``pixels``; the first also carries ``provenance`` when asked for.
 - ``shutdown``: stops the worker.
 
 A model name ``random:<arch>`` builds that architecture with seeded random weights (for tests
@@ -76,6 +77,16 @@ def hints_from_rgba(hint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ab = rgb2lab(np.clip(rgba[..., :3], 0.0, 1.0))[..., 1:].astype(np.float32)
     ab[~mask] = 0.0
     return ab, mask
+
+
+def provenance_reply(colorizer: object, opts: dict, options: dict, temporal: bool | None = None) -> dict | None:
+    """``{"record", "xmp"}`` for a request whose options ask for ``provenance``, else None."""
+    if not options.get("provenance"):
+        return None
+    from core.provenance import record_from_settings, to_xmp
+
+    record = record_from_settings(colorizer.settings(**opts), temporal=temporal)
+    return {"record": record.to_dict(), "xmp": to_xmp(record).decode("utf-8")}
 
 
 class EngineHandler:
@@ -178,6 +189,9 @@ class EngineHandler:
         reply = {"ok": True, "arrays": [spec], "timing": {"engine_s": time.perf_counter() - started}}
         if warnings:
             reply["warnings"] = warnings
+        record = provenance_reply(colorizer, opts, header.get("options") or {})
+        if record is not None:
+            reply["provenance"] = record
         return reply, (data,)
 
     def _colorize_sequence(self, header: dict, payload: bytearray) -> Iterator[Reply]:
@@ -194,8 +208,12 @@ class EngineHandler:
         from core.video.temporal import colorize_sequence
 
         colorizer = self.colorizer(model)
+        record = provenance_reply(colorizer, opts, header.get("options") or {}, temporal=temporal)
         temperature = opts.pop("temperature")
         for index, result in enumerate(colorize_sequence(iter(frames), colorizer, temperature=temperature,
                                                          temporal=temporal, **opts)):
             spec, data = from_array("pixels", result)
-            yield {"ok": True, "index": index, "of": count, "arrays": [spec]}, (data,)
+            reply = {"ok": True, "index": index, "of": count, "arrays": [spec]}
+            if index == 0 and record is not None:
+                reply["provenance"] = record
+            yield reply, (data,)

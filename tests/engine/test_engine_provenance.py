@@ -168,3 +168,13 @@ def test_engine_python_api_default_on_and_off():
     assert named.model_name == "tinct-small" and named.weights_sha256 == TINCT_SHA256
     settings = named.settings(hint_ab=[None], mask=[None], post=("crf",))
     assert settings["hints"] is False and settings["mask"] is False and settings["post"] == ["crf"]
+
+
+def test_engine_bench_provenance_reports_every_format(tmp_path, capsys):
+    report = tmp_path / "bench.json"
+    code, text, err = _cli(["bench-provenance", "--megapixels", "0.01", "--repeat", "1", "--json", str(report)], capsys)
+    assert code == 0, err
+    rows = json.loads(report.read_text())["rows"]
+    assert [r["format"] for r in rows] == ["png", "png16", "jpg", "tif", "tif16", "webp"]
+    assert all(r["build_ms"] > 0 and r["write_ms"] > 0 and r["plain_ms"] > 0 for r in rows)
+    assert "building the record's metadata costs at most" in text and "target <= 5 ms" in text

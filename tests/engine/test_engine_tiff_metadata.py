@@ -14,8 +14,9 @@ from PIL import Image
 from engine_stand_ins import gradient_gray
 from core import cli
 
-# ImageWidth .. PlanarConfiguration and the other tags that describe a TIFF's own layout.
-LAYOUT_TAGS = set(range(256, 285)) | {317, 338, 339}
+# ImageWidth .. PlanarConfiguration and the other tags that describe a TIFF's own layout (not 270
+# ImageDescription, 271/272 Make/Model, 274 Orientation).
+LAYOUT_TAGS = set(range(256, 270)) | {273} | set(range(277, 285)) | {317, 338, 339}
 
 
 def _colorize(tmp_path, source, fmt, capsys) -> "Path":

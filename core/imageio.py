@@ -383,7 +383,8 @@ def output_metadata(exif: bytes | None, provenance: "Record | None") -> OutputMe
         xmp = to_xmp(provenance)
         tags[EXIF_DESCRIPTION_TAG] = description
         tags[EXIF_SOFTWARE_TAG] = software
-    tiff_tags = {tag: value for tag, value in tags.items() if isinstance(value, (str, int)) and tag < 65536}
+    tiff_tags = {tag: value for tag, value in tags.items()  # sub-IFD pointers are offsets into the EXIF block
+                 if isinstance(value, (str, int)) and tag not in (34665, 34853, 40965)}
     return OutputMetadata(exif=tags if len(tags) else None, tiff_tags=tiff_tags, xmp=xmp, software=software,
                           description=description)
 

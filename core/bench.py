@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-STAGES: tuple[str, ...] = ("read", "lab", "network", "decode", "upsample", "merge", "write")
+STAGES: tuple[str, ...] = ("read", "lab", "content", "network", "decode", "upsample", "merge", "write")
 DEFAULT_SIZES = "1,12"
 DEFAULT_MODELS = "eccv16,default"
 REFERENCE_NETWORK_SIZE = 256

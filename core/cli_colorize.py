@@ -25,6 +25,7 @@ _GLOB_CHARS = set("*?[")
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add ``colorize`` to the ``tinct`` sub-commands."""
+    from .content import CONTENT_CHOICES
     from .pipeline import DEFAULT_BATCH_SIZE, DEFAULT_RENDER_SIZE, MAX_RENDER_SIZE, MIN_RENDER_SIZE
 
     p = subparsers.add_parser(
@@ -64,6 +65,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="grayscale image (white = act, black = leave) limiting where post-processing acts")
     p.add_argument("--mask-colorize", action="store_true",
                    help="limit the colorization itself to the mask; outside it the input keeps its own colours")
+    p.add_argument("--content", choices=CONTENT_CHOICES, default="auto",
+                   help="what the images show, which selects the decode profile: photo, document (scanned pages), "
+                   "or auto (default: a detector on the lightness decides per image)")
     p.add_argument("--fetch", action="store_true", help="download the model's weights if they are not present")
     p.add_argument("--suffix", default=DEFAULT_SUFFIX, help=f"added to output names (default {DEFAULT_SUFFIX})")
     p.add_argument("--format", choices=sorted(FORMAT_SUFFIX), dest="output_format",
@@ -263,15 +267,18 @@ def tqdm_write(message: str) -> None:
     tqdm.write(message, file=sys.stderr)
 
 
-def _colorize_each(colorizer, ready: list[tuple[Job, DecodedImage]], options: dict, mask) -> list:
+def _colorize_each(colorizer, ready: list[tuple[Job, DecodedImage]], options: dict, mask, chosen: dict) -> list:
     """The colorized pixels of each image, or a one-line reason why the engine failed on it.
 
     A batch that fails is retried image by image, so one image too large for the memory does
-    not take the others with it.
+    not take the others with it. ``chosen`` counts the content (photo / document) of each image done.
     """
     def attempt(group):
         per_image = {"mask": [mask] * len(group)} if mask is not None else {}
-        return colorizer.colorize_arrays([d.pixels for _, d in group], **options, **per_image)
+        results = colorizer.colorize_arrays([d.pixels for _, d in group], **options, **per_image)
+        for kind in colorizer.last_content:
+            chosen[kind] += 1
+        return results
 
     try:
         return attempt(ready)
@@ -279,7 +286,7 @@ def _colorize_each(colorizer, ready: list[tuple[Job, DecodedImage]], options: di
         if len(ready) == 1:
             reason = "out of memory" if isinstance(error, MemoryError) else _one_line(error)
             return [f"the engine failed ({reason})"]
-    return [_colorize_each(colorizer, [item], options, mask)[0] for item in ready]
+    return [_colorize_each(colorizer, [item], options, mask, chosen)[0] for item in ready]
 
 
 def _prepare_out_dir(folder: Path) -> str | None:
@@ -365,7 +372,7 @@ def run(args: argparse.Namespace) -> int:
     colorizer = Colorizer(args.model, args.device, fetch=args.fetch)  # WeightsMissing -> the frame prints its how-to
 
     options = dict(temperature=args.temperature, decode=args.decode, render_size=args.render_size, post=post,
-                   post_strength=args.post_strength, batch_size=args.batch_size)
+                   post_strength=args.post_strength, batch_size=args.batch_size, content=args.content)
     if mask is not None:
         options["mask_colorize"] = args.mask_colorize
 
@@ -379,6 +386,7 @@ def run(args: argparse.Namespace) -> int:
 
     progress = tqdm(total=len(jobs), unit="image", disable=len(jobs) < 2, file=sys.stderr, dynamic_ncols=True)
     failed: list[Job] = []
+    chosen = {"photo": 0, "document": 0}
 
     def fail(job: Job, message: str) -> None:
         failed.append(job)
@@ -397,7 +405,7 @@ def run(args: argparse.Namespace) -> int:
                         ready.append((job, decoded))
                 if not ready:
                     continue
-                results = _colorize_each(colorizer, ready, options, mask)
+                results = _colorize_each(colorizer, ready, options, mask, chosen)
                 del batch
                 for (job, decoded), pixels in zip(ready, results):
                     if isinstance(pixels, str):
@@ -423,6 +431,9 @@ def run(args: argparse.Namespace) -> int:
         return 143
     finally:
         progress.close()
+    if args.content == "auto" and any(chosen.values()):
+        print(f"tinct colorize: content (auto): {chosen['photo']} photo(s), {chosen['document']} document(s)",
+              file=sys.stderr)
     failures = len(problems) + len(failed)
     if len(jobs) > 1 or failures:
         done = len(jobs) - len(failed)

@@ -4,6 +4,7 @@ Stages (timed by ``tinct bench`` through :func:`record_stage_times`):
 
 1. ``lab``: L at full resolution from the pixels (:func:`luminance_from_pixels`; a colour input
    counts as its L*; integer gray goes through a lookup table).
+   ``content``: photo or document (``core.content``): the decode profile of each image.
 2. ``network``: the network at a render size: the longer side scaled to ``render_size`` keeping the aspect
    ratio, reflect-padded to the model's stride (:func:`render_geometry`, :func:`render_input`).
 3. ``decode``: decoding of the output into ab (``core.decode``; optional ``core.post`` steps).
@@ -31,6 +32,7 @@ from PIL import Image
 from torch import Tensor
 
 from .color import gray_to_l, lab_to_xyz, linear_to_srgb, rgb_to_l, rgb_to_lab, xyz_to_linear_rgb
+from .content import CONTENT_CHOICES, PROFILES, resolve_content
 from .decode import DECODE_METHODS, DEFAULT_TEMPERATURE, decode_logits
 from .device import inference_dtype, resolve_device
 from .inputcheck import check_pixels
@@ -410,6 +412,7 @@ class _Item:
     source_ab: Tensor | None = None
     hint_ab: Tensor | None = None
     hint_mask: Tensor | None = None
+    content: str = "auto"  # as asked; ``_predict_low`` resolves "auto" to "photo" or "document" (the decode profile)
 
     def L_rows(self, top: int, bottom: int, device: torch.device) -> Tensor:
         """L* of rows ``top:bottom``, ``[n, 1, rows, W]``."""
@@ -474,6 +477,7 @@ class Colorizer:
         self.logit_fold = float(getattr(self.model, "logit_fold", 1.0))
         centers = getattr(self.model, "bin_centers", None)
         self.bin_centers = centers.detach().to(self.device, torch.float32) if centers is not None else None
+        self.last_content: list[str] = []  # what ``colorize_L`` chose per image on its last call
         if self.model.output == "logits" and self.bin_centers is None:
             raise TypeError(f"model {self.name!r} outputs logits but has no bin_centers")
 
@@ -537,6 +541,7 @@ class Colorizer:
         hint_ab: Tensor | Sequence[Tensor | None] | None = None,
         hint_mask: Tensor | Sequence[Tensor | None] | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        content: str = "auto",
     ) -> Tensor | list[Tensor]:
         """Predict full-resolution ab for full-resolution L.
 
@@ -557,10 +562,16 @@ class Colorizer:
             hint_ab, hint_mask: ``[N, 2, H, W]`` ab hints (ab units) and ``[N, 1, H, W]`` {0, 1}
                 for models with ``accepts_hints`` (ignored by others).
             batch_size: images per network call.
+            content: ``"photo"``, ``"document"`` or ``"auto"`` (``core.content.document_score`` decides per image on
+                its render; an ``[N, ...]`` tensor gets one choice); selects the decode profile of
+                ``core.content.PROFILES``.
+                The choices made are recorded in :attr:`last_content`, one per image (tensor or list entry).
         Returns:
             ``[N, 2, H, W]`` float32 ab on L's device (a list of ``[1, 2, Hi, Wi]`` for list input).
         """
         self._check_options(temperature, decode, post, post_strength, batch_size)
+        if content not in CONTENT_CHOICES:
+            raise ValueError(f"unknown content {content!r}; choose one of {', '.join(CONTENT_CHOICES)}")
         render_size = DEFAULT_RENDER_SIZE if render_size is None else int(render_size)
         as_list = not isinstance(L, Tensor)
         Ls = list(L) if as_list else [L]
@@ -573,6 +584,8 @@ class Colorizer:
         out_devices = [x.device for x in Ls]
         with torch.no_grad():
             items = self._make_items(Ls, render_size, mask, mask_colorize, source_ab, hint_ab, hint_mask, as_list)
+            for item in items:
+                item.content = content
             results = [torch.empty(item.n, 2, *item.size, device=self.device) for item in items]
 
             def keep(index: int, top: int, bottom: int, L_rows: Tensor, ab_rows: Tensor) -> None:
@@ -690,19 +703,33 @@ class Colorizer:
         """
         with _stage("network", self.device):
             renders, raw_out = self._run_renders(items, batch_size)
+        with _stage("content", self.device):
+            self._choose_content(items, renders)
         ab_low, guide_low = [], []
         with _stage("decode", self.device):
             for item, render, out in zip(items, renders, raw_out):
                 g = item.geometry
+                profile = PROFILES[item.content]
+                t = temperature * profile.temperature_scale
                 guide = F.avg_pool2d(render[:, :, : g.height, : g.width], self.out_stride)
-                plain = self.decode_output(out, temperature=temperature, decode=decode)
+                plain = self.decode_output(out, temperature=t, decode=decode)
                 processed = None
                 if post:
-                    processed = self.post_process(out, guide, post, temperature=temperature, decode=decode,
-                                                  strength=post_strength)
+                    processed = self.post_process(out, guide, post, temperature=t, decode=decode, strength=post_strength)
+                if profile.chroma_scale != 1.0:
+                    plain = plain * profile.chroma_scale
+                    processed = None if processed is None else processed * profile.chroma_scale
                 ab_low.append((plain, processed))
                 guide_low.append(guide)
         return ab_low, guide_low
+
+    def _choose_content(self, items: list[_Item], renders: list[Tensor]) -> None:
+        """Resolve each item's ``content``; ``auto`` is decided on the render (L* at render size, its
+        padding cropped), which costs no pass over the full-resolution image."""
+        for item, render in zip(items, renders):
+            g = item.geometry
+            item.content = resolve_content(item.content, render[:, :, : g.height, : g.width])
+        self.last_content = [item.content for item in items]
 
     def _run_renders(self, items: list[_Item], batch_size: int) -> tuple[list[Tensor], list[Tensor]]:
         """Render inputs and raw network outputs (cropped to the image's cells) per item."""
@@ -814,6 +841,9 @@ class Colorizer:
         unknown = set(opts) - _ARRAY_OPTIONS
         if unknown:
             raise TypeError(f"unknown option(s) {', '.join(sorted(unknown))}")
+        content = opts.get("content", "auto")
+        if content not in CONTENT_CHOICES:
+            raise ValueError(f"unknown content {content!r}; choose one of {', '.join(CONTENT_CHOICES)}")
         render_size = opts.get("render_size")
         render_size = DEFAULT_RENDER_SIZE if render_size is None else int(render_size)
         mask_colorize = bool(opts.get("mask_colorize", False))
@@ -827,6 +857,7 @@ class Colorizer:
             with _stage("lab", self.device):
                 for item in items:
                     item.render = render_from_pixels(item.color, item.geometry, self.device)
+                    item.content = content
             outputs = []
             for (color, alpha), item in zip(parts, items):
                 out = np.empty((*item.size, 3 if alpha is None else 4), dtype=color.dtype)
@@ -889,7 +920,7 @@ def _hw_to_tensor(value: Any, channels: int) -> Tensor | None:
 
 _PER_IMAGE_OPTIONS = ("mask", "hint_ab", "hint_mask")
 _ARRAY_OPTIONS = {"temperature", "decode", "render_size", "post", "post_strength", "mask", "mask_colorize",
-                  "hint_ab", "hint_mask", "batch_size"}
+                  "hint_ab", "hint_mask", "batch_size", "content"}
 _COLORIZERS: dict[tuple[str, str, Any], Colorizer] = {}
 
 
@@ -909,7 +940,7 @@ def colorize(image: Image.Image | np.ndarray, model: str | nn.Module = "default"
     """Colorize a PIL image or a pixel array with a cached ``Colorizer``; same kind out as in.
 
     ``opts`` are those of :meth:`Colorizer.colorize_L` (temperature, decode, render_size, post,
-    post_strength, mask, mask_colorize, hint_ab, hint_mask).
+    post_strength, mask, mask_colorize, hint_ab, hint_mask, content).
     """
     colorizer = get_colorizer(model, device, half)
     if isinstance(image, Image.Image):

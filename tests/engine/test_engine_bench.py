@@ -25,7 +25,7 @@ def test_engine_bench_synthetic_photo_has_the_requested_size(tmp_path):
 def test_engine_pipeline_records_every_stage(tiny_colorizer):
     with record_stage_times() as stages:
         tiny_colorizer.colorize_array(gradient_gray())
-    assert set(stages) == {"lab", "network", "decode", "upsample", "merge"}
+    assert set(stages) == {"lab", "content", "network", "decode", "upsample", "merge"}
     assert all(v and min(v) >= 0 for v in stages.values())  # banded stages record one time per band
     counts = {name: len(v) for name, v in stages.items()}
     tiny_colorizer.colorize_array(gradient_gray())  # outside the block nothing is recorded

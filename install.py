@@ -71,14 +71,20 @@ def install_packages(py: Path, dev: bool, torch_index_url: str | None) -> None:
 
 def install_gimp_plugin(py: Path) -> Path | None:
     sys.path.insert(0, str(ROOT))
-    from gimp_plugin.installer import find_gimp3, install_plugin
+    from gimp_plugin.installer import find_flatpak_gimp, find_gimp3, install_plugin, tinct_command
 
-    info = find_gimp3()
-    if info is None:
+    info, flatpak = find_gimp3(), find_flatpak_gimp()
+    if info is None and flatpak is None:
         print("GIMP 3 not found: the plug-in was not installed (run install.py again after installing GIMP 3)")
         return None
-    dest = install_plugin(py, ROOT)
-    print(f"GIMP 3 plug-in installed in {dest} (Filters > Colors > Colorize (Tinct)...)")
+    dest = None
+    if info is not None:
+        dest = install_plugin(py, ROOT)
+        print(f"GIMP 3 plug-in installed in {dest} (Filters > Colors > Colorize (Tinct)...)")
+    if flatpak is not None:
+        dest = install_plugin(py, ROOT, flatpak, flatpak=True)
+        print(f"Flatpak GIMP plug-in installed in {dest}; the Flatpak cannot start the engine itself: run\n"
+              f"  {tinct_command(Path(py))} worker start --flatpak   (add --at-login desktop to start it at login)")
     return dest
 
 

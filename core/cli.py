@@ -22,6 +22,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "core.post.cli",
     "core.info",
     "core.bench_provenance",
+    "core.worker.cli",
 )
 
 DESCRIPTION = (

@@ -12,11 +12,12 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from .decode import DECODE_METHODS, DEFAULT_TEMPERATURE
 from .device import DEVICE_CHOICES
 from .imageio import (DEFAULT_MAX_MEGAPIXELS, FORMAT_SUFFIX, OUTPUT_FORMATS, DecodedImage, ImageReadError,
                       ImageWriteError, read_image, write_image)
 from .interrupt import Terminated, sigterm_as_interrupt
+from .options import add_argument as add_option
+from .options import check_arguments
 from .provenance import utc_now
 
 DEFAULT_SUFFIX = "_color"
@@ -26,7 +27,6 @@ _GLOB_CHARS = set("*?[")
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add ``colorize`` to the ``tinct`` sub-commands."""
     from .content import CONTENT_CHOICES
-    from .pipeline import DEFAULT_BATCH_SIZE, DEFAULT_RENDER_SIZE, MAX_RENDER_SIZE, MIN_RENDER_SIZE
 
     p = subparsers.add_parser(
         "colorize",
@@ -44,23 +44,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     where = p.add_mutually_exclusive_group()
     where.add_argument("-o", "--output", type=Path, metavar="OUT", help="output file (only with a single input)")
     where.add_argument("--out-dir", type=Path, metavar="DIR", help="write every output into DIR (created if missing)")
-    p.add_argument("--model", default="default", help="model name (see 'tinct weights list'); default: the embedded model")
-    p.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE,
-                   help=f"annealed-mean temperature T in (0, 1]: lower is more vivid (default {DEFAULT_TEMPERATURE})")
-    p.add_argument("--decode", choices=DECODE_METHODS, default="annealed",
-                   help="how to turn the predicted distribution into a colour (default annealed)")
-    p.add_argument("--render-size", type=int, default=DEFAULT_RENDER_SIZE, metavar="N",
-                   help=f"longer side of the network's input in pixels, {MIN_RENDER_SIZE}..{MAX_RENDER_SIZE} "
-                        f"(default {DEFAULT_RENDER_SIZE})")
+    for name in ("model", "temperature", "decode", "render_size"):
+        add_option(p, name)
     p.add_argument("--max-megapixels", type=float, default=DEFAULT_MAX_MEGAPIXELS, metavar="MP",
                    help=f"refuse images larger than this many megapixels, a guard against decompression bombs "
                         f"(default {DEFAULT_MAX_MEGAPIXELS:g}); above it memory stays bounded, the full-resolution "
                         f"stages run in bands")
     p.add_argument("--device", default="auto",
                    help=f"{', '.join(DEVICE_CHOICES)} or cuda:N (default auto: CUDA, then MPS, then CPU)")
-    p.add_argument("--post", default="", metavar="STEPS",
-                   help="comma-separated post-processing steps: segments, crf, tv (default none)")
-    p.add_argument("--post-strength", type=float, default=1.0, metavar="S", help="post-processing strength in [0, 1]")
+    add_option(p, "post")
+    add_option(p, "post_strength")
     p.add_argument("--mask", type=Path, metavar="FILE",
                    help="grayscale image (white = act, black = leave) limiting where post-processing acts")
     p.add_argument("--mask-colorize", action="store_true",
@@ -73,8 +66,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=sorted(FORMAT_SUFFIX), dest="output_format",
                    help="output format (default: the input's if png/jpg/tif/webp, else png)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files (never an input)")
-    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N",
-                   help=f"images whose renders share a network call (default {DEFAULT_BATCH_SIZE})")
+    add_option(p, "batch_size")
     p.add_argument("--jpeg-quality", type=int, default=95, metavar="Q", help="JPEG and WebP quality 1..100 (default 95)")
     add_provenance_argument(p)
     p.set_defaults(func=run)
@@ -192,21 +184,13 @@ def _inode(path: Path) -> tuple[int, int] | None:
 
 
 def _check_arguments(args: argparse.Namespace) -> str | None:
-    if not 0.0 < args.temperature <= 1.0:
-        return f"--temperature must be in (0, 1], got {args.temperature}"
-    from .pipeline import render_size_problem
-
-    problem = render_size_problem(args.render_size)
+    problem = check_arguments(args, ("temperature", "decode", "render_size", "post", "post_strength", "batch_size"))
     if problem:
-        return f"--render-size: {problem}"
+        return problem
     if not args.max_megapixels > 0:
         return f"--max-megapixels must be > 0, got {args.max_megapixels}"
-    if not 0.0 <= args.post_strength <= 1.0:
-        return f"--post-strength must be in [0, 1], got {args.post_strength}"
     if args.mask_colorize and args.mask is None:
         return "--mask-colorize needs --mask FILE"
-    if args.batch_size < 1:
-        return f"--batch-size must be >= 1, got {args.batch_size}"
     if not 1 <= args.jpeg_quality <= 100:
         return f"--jpeg-quality must be in 1..100, got {args.jpeg_quality}"
     if args.output is not None and args.output.suffix.lower() not in OUTPUT_FORMATS and not args.output_format:
@@ -328,16 +312,7 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         print(f"tinct colorize: error: {problem}", file=sys.stderr)
         return 2
-    post: tuple[str, ...] = ()
-    if args.post.strip():
-        from .post import parse_post_steps
-
-        try:
-            post = parse_post_steps(args.post)
-        except ValueError as error:
-            print(f"tinct colorize: error: --post: {error}", file=sys.stderr)
-            return 2
-
+    post: tuple[str, ...] = args.post  # converted to steps by check_arguments (core.options)
     files, problems = expand_inputs(args.inputs, args.suffix)
     if args.output is not None and len(files) > 1:
         print(f"tinct colorize: error: -o takes a single input, got {len(files)} files; use --out-dir", file=sys.stderr)

@@ -6,9 +6,11 @@ from typing import Literal
 
 import torch
 
+from .options import OPTIONS, TEMPERATURE
+
 DecodeMethod = Literal["annealed", "mode", "mean"]
-DEFAULT_TEMPERATURE = 0.38
-DECODE_METHODS: tuple[str, ...] = ("annealed", "mode", "mean")
+DEFAULT_TEMPERATURE = TEMPERATURE
+DECODE_METHODS: tuple[str, ...] = tuple(choice.value for choice in OPTIONS["decode"].choices)
 
 
 def log_probs(logits: torch.Tensor, logit_fold: float = 1.0) -> torch.Tensor:

@@ -28,6 +28,9 @@ from PIL import Image, ImageOps
 from .color import lab_to_rgb, rgb_to_lab
 from .imageio import write_atomically
 from .metrics import auc_ab, colorfulness, mean_cast, psnr, wrong_vivid_mask
+from .options import TEMPERATURE
+from .options import add_argument as add_option
+from .options import check_arguments
 from .paths import data_dir
 from .training.data import GRAY_CHROMA_LIMIT
 
@@ -177,7 +180,7 @@ def evaluate(
     files: list[Path],
     models: list[str],
     *,
-    temperature: float = 0.38,
+    temperature: float = TEMPERATURE,
     render_size: int | None = None,
     device: str = "auto",
     post: tuple[str, ...] = (),
@@ -319,7 +322,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sets", default=None,
                    help=f"comma-separated validation sets or 'all' (default all when no INPUT): {', '.join(EVAL_SETS)}")
     p.add_argument("--model", "--models", dest="models", default="default", help="comma-separated model names")
-    p.add_argument("--temperature", type=float, default=0.38)
+    add_option(p, "temperature")
     p.add_argument("--render-size", type=int, default=None)
     p.add_argument("--device", default="auto")
     p.add_argument("--post", default="", help="post-processing steps, e.g. segments,crf,tv")
@@ -345,6 +348,9 @@ def run(args: argparse.Namespace) -> int:
     from .post import parse_post_steps
 
     try:
+        problem = check_arguments(args, ("temperature",))
+        if problem:
+            raise ValueError(problem)
         post = parse_post_steps(args.post) if args.post else ()
         models = [m.strip() for m in args.models.split(",") if m.strip()]
         if args.inputs and args.sets:

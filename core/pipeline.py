@@ -36,19 +36,20 @@ from .content import CONTENT_CHOICES, PROFILES, resolve_content
 from .decode import DECODE_METHODS, DEFAULT_TEMPERATURE, decode_logits
 from .device import inference_dtype, resolve_device
 from .inputcheck import check_pixels
+from .options import BATCH_SIZE, OPTIONS, RENDER_SIZE
+from .options import check as check_option
 from .upsample import RowUpsampler, apply_coefficients, enlarges, guided_coefficients
 
 # Chosen by measuring eccv16's network time against render size (2 CPU cores, 4:3 photo):
 # 192 -> 0.18 s, 256 -> 0.31 s, 320 -> 0.47 s, 384 -> 0.68 s, 512 -> 1.28 s. The cost grows with
 # the square of the size while 256 is the scale the reference models were trained and run at;
 # at 256 the network is about a third of the 12 MP end-to-end time.
-DEFAULT_RENDER_SIZE = 256
-# The network's memory grows with the square of the render size: 16384 tried to allocate 6.4 GB,
-# 2048 takes 1/64 of that (about 0.1 GB for tinct-small) and is already 8x the size every shipped
-# model was trained at. The CLI, the worker and the API refuse larger sizes.
-MIN_RENDER_SIZE = 8
-MAX_RENDER_SIZE = 2048
-DEFAULT_BATCH_SIZE = 4
+DEFAULT_RENDER_SIZE = RENDER_SIZE
+# The network's memory grows with the square of the render size (16384 tried to allocate 6.4 GB);
+# the bounds are the render_size option's (core.options), which the CLI, the worker and the API share.
+MIN_RENDER_SIZE = int(OPTIONS["render_size"].minimum)
+MAX_RENDER_SIZE = int(OPTIONS["render_size"].maximum)
+DEFAULT_BATCH_SIZE = BATCH_SIZE
 # Linear-RGB slack before a colour counts as out of gamut (far below one 16-bit step).
 _GAMUT_TOLERANCE = 1e-5
 _MERGE_BAND_PIXELS = 1 << 19  # measured: smaller bands cost more in per-op overhead than they save
@@ -641,14 +642,12 @@ class Colorizer:
     def _check_options(self, temperature, decode, post, post_strength, batch_size) -> None:
         if decode not in DECODE_METHODS:
             raise ValueError(f"unknown decode method {decode!r}; choose one of {', '.join(DECODE_METHODS)}")
-        if decode == "annealed" and not (temperature > 0 and math.isfinite(temperature)):
-            raise ValueError(f"temperature must be > 0, got {temperature}")
+        if decode == "annealed":
+            check_option("temperature", temperature)
         if isinstance(post, str):
             raise ValueError(f"post must be a sequence of step names, not the string {post!r}")
-        if not 0.0 <= post_strength <= 1.0:
-            raise ValueError(f"post strength must be in [0, 1], got {post_strength}")
-        if batch_size < 1:
-            raise ValueError(f"batch size must be >= 1, got {batch_size}")
+        check_option("post_strength", post_strength)
+        check_option("batch_size", batch_size)
 
     def _make_items(self, Ls, render_size, mask, mask_colorize, source_ab, hint_ab, hint_mask, as_list) -> list[_Item]:
         def per_image(value, name):

@@ -261,11 +261,13 @@ class GimpSession:
         return cmd if self.gimp.root is None else ["chroot", str(self.gimp.root), *cmd]
 
     def run_batch(self, code: str, *, plugin_dirs: Sequence[Path] = (), env: dict[str, str] | None = None,
-                  timeout: float = 300) -> subprocess.CompletedProcess:
+                  timeout: float = 300, hide: Sequence[Path] = ()) -> subprocess.CompletedProcess:
         """Run Python batch code in ``gimp-console-3.0`` with a fresh, isolated profile.
 
         ``plugin_dirs`` are added to GIMP's plug-in path; ``env`` adds variables to a clean
-        environment. Returns the finished process (text stdout/stderr).
+        environment. ``hide``: host paths bind-mounted into the chroot that this GIMP must not
+        see (it runs in a private mount namespace where they are unmounted; other sessions keep
+        them). Returns the finished process (text stdout/stderr).
         """
         profile = self.new_dir("profile-")
         gimprc = self.host_path(profile) / "gimprc"
@@ -277,13 +279,25 @@ class GimpSession:
         variables.update(env or {})
         cmd = self.command([self.gimp.console, "-i", "-d", "-f", "-g", str(profile / "gimprc"),
                             "--batch-interpreter", "python-fu-eval", "-b", "-", "--quit"], variables)
+        if hide:
+            if self.gimp.root is None:
+                raise Gimp3Unavailable("hiding paths from GIMP needs the chroot")
+            targets = [str(self.gimp.root / Path(h).resolve().relative_to("/")) for h in hide]
+            script = ('for p in "$@"; do [ "$p" = -- ] && break; while mountpoint -q "$p"; do umount -l "$p"; done; '
+                      'done; while [ "$1" != -- ]; do shift; done; shift; exec "$@"')
+            cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *targets, "--", *cmd]
         return subprocess.run(cmd, input=code, capture_output=True, text=True, timeout=timeout)
+
+
+def engine_paths() -> list[Path]:
+    """The host paths that make the engine's virtual environment visible in the chroot."""
+    return [PROJECT_ROOT, *_python_binds(_venv_python())]
 
 
 def _chroot_mounts(root: Path, binds: Sequence[Path]) -> list[tuple[str, str, Path]]:
     """(type, source, target) of every mount a session needs, in mounting order."""
     wanted = [("proc", "proc", root / "proc"), ("tmpfs", "tmpfs", root / "dev/shm")]
-    for host in [PROJECT_ROOT, *_python_binds(_venv_python()), *map(Path, binds)]:
+    for host in [*engine_paths(), *map(Path, binds)]:
         host = host.resolve()
         wanted.append(("bind", str(host), root / host.relative_to("/")))
     return wanted

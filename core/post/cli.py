@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from core.options import add_argument as add_option
+from core.options import check_arguments
 from .steps import POST_STEPS, parse_post_steps
 
 
@@ -28,8 +30,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--steps", default=None,
                           help=f"extra combination to score besides the defaults, e.g. 'crf,tv' (from {', '.join(POST_STEPS)})")
     evaluate.add_argument("--post-strength", type=float, default=1.0, help="post strength in [0,1] (default 1)")
-    evaluate.add_argument("--temperature", type=float, default=0.38, help="annealed-mean temperature (default 0.38)")
-    evaluate.add_argument("--render-size", type=int, default=256, help="network input long side (default 256)")
+    add_option(evaluate, "temperature")
+    add_option(evaluate, "render_size")
     evaluate.add_argument("--device", default="cpu", help="torch device (default cpu)")
     evaluate.add_argument("--grid", type=int, default=4, help="images in the before/after grid (default 4)")
     evaluate.add_argument("--data", type=Path, default=None, help="shared data folder (default: core.paths.data_dir())")
@@ -51,6 +53,9 @@ def run_eval_post(args: argparse.Namespace) -> int:
         write_report
 
     try:
+        problem = check_arguments(args, ("temperature", "render_size"))
+        if problem:
+            raise ValueError(problem)
         if not 0.0 <= args.post_strength <= 1.0:
             raise ValueError(f"--post-strength must be in [0, 1], got {args.post_strength}")
         if args.limit is not None and args.limit < 1:

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from core.metrics import auc_ab, colorfulness
+from core.options import TEMPERATURE
 
 from .steps import POST_STEPS, apply_post
 
@@ -179,7 +180,7 @@ def evaluate_post(
     *,
     combinations: Sequence[Sequence[str]] = DEFAULT_COMBINATIONS,
     strength: float = 1.0,
-    temperature: float = 0.38,
+    temperature: float = TEMPERATURE,
     decode: str = "annealed",
     keep_rgb: int = 0,
 ) -> tuple[dict[str, dict[str, float]], list[tuple[str, list[np.ndarray]]]]:
@@ -345,7 +346,7 @@ def bench_post(
                 torch.cuda.synchronize()
             start = time.perf_counter()
             apply_post(steps, logits=logits, ab=None, L=L, bin_centers=bins, logit_fold=1.0,
-                       temperature=0.38, decode="annealed")
+                       temperature=TEMPERATURE, decode="annealed")
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - start)

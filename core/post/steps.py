@@ -9,12 +9,14 @@ from torch import Tensor
 
 from .crf import crf_refine_log_probs
 from core.decode import decode_logits, log_probs
+from core.options import OPTIONS
 from .segments import DEFAULT_SEGMENT_MIX, homogenize_ab, homogenize_log_probs, segment_L
 from .tv import DEFAULT_TV_WEIGHT, tv_smooth_ab
 
 # Canonical order, which is also the order of application: the CRF works on the network's
 # distributions, segments pool the (refined) distributions, decoding gives ab, TV smooths ab.
-POST_STEPS: tuple[str, ...] = ("crf", "segments", "tv")
+# The names and their order are the ``post`` option's choices (core.options).
+POST_STEPS: tuple[str, ...] = tuple(choice.value for choice in OPTIONS["post"].choices)
 
 
 def parse_post_steps(text: str) -> tuple[str, ...]:
@@ -25,23 +27,13 @@ def parse_post_steps(text: str) -> tuple[str, ...]:
     """
     if not isinstance(text, str):
         raise ValueError(f"post-processing steps must be given as text, got {type(text).__name__}")
-    names = [part.strip().lower() for part in text.split(",") if part.strip()]
-    if names in ([], ["none"]):
-        return ()
-    return _canonical(names)
+    return OPTIONS["post"].check(text)
 
 
 def _canonical(names: Sequence[str]) -> tuple[str, ...]:
     if isinstance(names, str):
         raise ValueError(f"steps must be a sequence of names such as ('crf', 'tv'), not the string {names!r}")
-    seen: set[str] = set()
-    for name in names:
-        if name not in POST_STEPS:
-            raise ValueError(f"unknown post-processing step {name!r}; choose from {', '.join(POST_STEPS)}")
-        if name in seen:
-            raise ValueError(f"post-processing step {name!r} is given twice")
-        seen.add(name)
-    return tuple(step for step in POST_STEPS if step in seen)
+    return OPTIONS["post"].check(names)
 
 
 def apply_post(

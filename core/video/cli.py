@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from core.interrupt import Terminated, sigterm_as_interrupt
+from core.options import add_argument as add_option
+from core.options import check_arguments
 from core.video.flow import DIS_PRESETS, MotionOptions
 from core.video.temporal import TemporalOptions
 
@@ -40,7 +42,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--on-damaged", choices=("skip", "stop"), default="skip",
                    help="a damaged input frame is reported and left out (skip, default) or stops the run")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output (never the input)")
-    p.add_argument("--batch-size", type=int, default=4, metavar="N", help="frames per network call (default 4)")
+    add_option(p, "batch_size")
     p.add_argument("--queue", type=int, default=8, metavar="N", help="frames buffered between stages (default 8)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default on CPU: cores - 1)")
@@ -70,20 +72,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--json", type=Path, metavar="FILE", help="write all numbers as JSON")
     _model_arguments(e)
     _temporal_arguments(e)
-    e.add_argument("--batch-size", type=int, default=4, metavar="N", help="frames per network call (default 4)")
+    add_option(e, "batch_size")
     e.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default on CPU: cores - 1)")
     e.set_defaults(func=run_eval)
 
 
 def _model_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--model", default="default", help="model name (see 'tinct weights list'; default: embedded)")
+    add_option(g, "model")
     g.add_argument("--arch", help="use this architecture with random weights instead of --model (benchmarks, tests)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps (default auto)")
     g.add_argument("--half", action=argparse.BooleanOptionalAction, default=None,
                    help="float16 network (default: on CUDA only)")
-    g.add_argument("--temperature", type=float, default=0.38, help="annealed-mean temperature (default 0.38)")
-    g.add_argument("--render-size", type=int, metavar="N", help="network input size, longer side (default: the engine's)")
+    add_option(g, "temperature")
+    add_option(g, "render_size")
 
 
 def _temporal_arguments(p: argparse.ArgumentParser) -> None:
@@ -126,7 +128,7 @@ def _colorizer(args: argparse.Namespace) -> Any:
 
 
 def _colorize_opts(args: argparse.Namespace) -> dict[str, Any]:
-    return {"render_size": args.render_size} if args.render_size else {}
+    return {"render_size": args.render_size}
 
 
 def _fail(message: str) -> int:
@@ -134,20 +136,16 @@ def _fail(message: str) -> int:
     return 2
 
 
-def _render_size_problem(args: argparse.Namespace) -> str | None:
-    if args.render_size is None:
-        return None
-    from core.pipeline import render_size_problem
-
-    problem = render_size_problem(args.render_size)
-    return f"--render-size: {problem}" if problem else None
+def _option_problem(args: argparse.Namespace) -> str | None:
+    """The first model option outside its range (core.options), as one line."""
+    return check_arguments(args, ("temperature", "render_size", "batch_size"))
 
 
 def run_video(args: argparse.Namespace) -> int:
     from core.video.io import EncodeOptions, VideoIOError, check_distinct
     from core.video.pipeline import VideoOptions, colorize_video
 
-    problem = _render_size_problem(args)
+    problem = _option_problem(args)
     if problem:
         return _fail(problem)
     try:
@@ -189,6 +187,9 @@ def _report_dict(report: Any) -> dict[str, Any]:
 def run_eval(args: argparse.Namespace) -> int:
     from core.video import evaluate as ev
 
+    problem = _option_problem(args)
+    if problem:
+        return _fail(problem)
     try:
         w, h = (int(v) for v in args.size.lower().split("x"))
         shots = [int(v) for v in args.shots.split(",")]

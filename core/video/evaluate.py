@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from core.metrics import colorfulness
+from core.options import TEMPERATURE
 from core.video import synth
 from core.video.flow import DIS_PRESETS, fb_mask, remap
 from core.video.frames import arrays_to_tensor
@@ -107,7 +108,7 @@ class ClipResult:
 
 
 def evaluate_clip(name: str, color: Sequence[np.ndarray], cut_frames: Sequence[int], colorizer: Any, *,
-                  temperature: float = 0.38, temporal: TemporalOptions = TemporalOptions(),
+                  temperature: float = TEMPERATURE, temporal: TemporalOptions = TemporalOptions(),
                   **opts: Any) -> ClipResult:
     """Turn a colour clip gray, colorize it with and without the temporal filter, and score all three."""
     gray = [synth.to_gray(f) for f in color]
@@ -143,7 +144,7 @@ class SimulatedColorizer:
         self.gen = torch.Generator().manual_seed(self.seed)
         self.next = 0
 
-    def colorize_L(self, L: torch.Tensor, *, temperature: float = 0.38, **opts: Any) -> torch.Tensor:
+    def colorize_L(self, L: torch.Tensor, *, temperature: float = TEMPERATURE, **opts: Any) -> torch.Tensor:
         n, _, h, w = L.shape
         ab = self.true_ab[self.next:self.next + n].clone()
         self.next += n

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from core.options import TEMPERATURE
 from core.video.flow import Motion, MotionAnalyser
 from core.video.frames import lightness, merge, tensor_to_arrays
 from core.video.io import (EncodeOptions, FrameReader, FrameWriter, SourceFrame, VideoIOError, check_distinct,
@@ -47,7 +48,7 @@ class VideoOptions:
     ``colorize_opts``: passed to ``Colorizer.colorize_L`` (``render_size``, ``decode``, ...).
     """
 
-    temperature: float = 0.38
+    temperature: float = TEMPERATURE
     temporal: bool = True
     temporal_options: TemporalOptions = field(default_factory=TemporalOptions)
     batch_size: int = 4

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from core.options import TEMPERATURE
 from core.video.flow import Motion, MotionAnalyser, MotionOptions, warp_tensor
 from core.video.frames import join_pixels, lightness, merge, split_pixels, tensor_to_arrays
 
@@ -65,7 +66,7 @@ class TemporalSmoother:
         return out
 
 
-def colorize_sequence(frames: Iterable[np.ndarray], colorizer: Any, *, temperature: float = 0.38,
+def colorize_sequence(frames: Iterable[np.ndarray], colorizer: Any, *, temperature: float = TEMPERATURE,
                       temporal: bool = True, alpha: float = 0.8, motion: MotionOptions | None = None,
                       batch_size: int = 1, **opts: Any) -> Iterator[np.ndarray]:
     """Colorize frames of one shot sequence (e.g. GIMP layers as animation frames), in order.

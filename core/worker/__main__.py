@@ -15,7 +15,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core.worker", description=__doc__)
     parser.add_argument("--run-dir", type=Path, default=None,
                         help="private runtime directory (default: the per-user one, see tinct_rendezvous)")
-    parser.add_argument("--idle-timeout", type=float, default=600.0, help="seconds without requests before exiting")
+    parser.add_argument("--idle-timeout", type=float, default=600.0,
+                        help="seconds without requests before exiting (0: never)")
     parser.add_argument("--max-payload", type=int, default=wire.DEFAULT_MAX_PAYLOAD,
                         help="largest request payload accepted, in bytes")
     parser.add_argument("--header-timeout", type=float, default=None,
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     from core.worker.engine import EngineHandler
     from core.worker.server import DEFAULT_HEADER_TIMEOUT, serve
 
-    return serve(EngineHandler(device=args.device), run_dir, idle_timeout=args.idle_timeout,
+    return serve(EngineHandler(device=args.device), run_dir, idle_timeout=args.idle_timeout or None,
                  max_payload=args.max_payload, header_timeout=args.header_timeout or DEFAULT_HEADER_TIMEOUT, log=log)
 
 

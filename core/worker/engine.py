@@ -6,9 +6,10 @@ Operations (request ``"op"``):
 - ``models``: ``{"ok", "models": [...]}`` from ``core.loading.list_models()``.
 - ``colorize``: arrays ``pixels`` (``[H,W,C]``, C 1..4, u8/u16/f32 0..1) and optionally ``hint``
   (``[H,W,4]`` RGBA in the same dtype; opaque pixels are colour hints); ``options``:
-  ``model`` (default ``"default"``), ``temperature``, ``render_size`` (0 = the model's own),
-  ``post`` (list of post-processing names), ``post_strength``, ``provenance`` (bool). Reply: array ``pixels``, the
-  same dtype, RGB or RGBA (alpha kept), ``timing`` ``{"engine_s"}`` and, with ``provenance``,
+  ``model``, ``temperature``, ``decode``, ``render_size``, ``post`` (list of post-processing
+  names), ``post_strength``: defaults and ranges as in ``core.options`` (missing or null means
+  the default); ``provenance`` (bool). Reply: array ``pixels``, the same dtype, RGB or RGBA
+  (alpha kept), ``timing`` ``{"engine_s"}`` and, with ``provenance``,
   ``provenance`` ``{"record": <core.provenance.Record.to_dict()>, "xmp": <XMP packet>}``.
 - ``colorize_sequence``: arrays ``frame0`` .. ``frameN-1`` (one dtype; sizes may differ), options as
   above plus ``temporal`` (bool). N replies, one per frame in order, each with ``index``, ``of``
@@ -30,6 +31,7 @@ from typing import Iterator
 import numpy as np
 
 from core.inputcheck import check_pixels
+from core.options import OptionError, checked
 from core.worker.server import Reply, Shutdown
 from gimp_plugin.tinct_colorize import tinct_wire as wire
 
@@ -145,26 +147,17 @@ class EngineHandler:
 
     @staticmethod
     def _options(header: dict) -> tuple[str, dict]:
+        """(model name, ``colorize_array`` keyword options) from a request, checked by ``core.options``."""
         options = header.get("options") or {}
         if not isinstance(options, dict):
             raise RequestError("'options' must be an object")
-        model = str(options.get("model") or "default")
-        opts: dict = {"temperature": float(options.get("temperature", 0.38))}
-        if not 0.0 < opts["temperature"] <= 1.0:
-            raise RequestError(f"temperature must be in (0, 1], got {opts['temperature']}")
-        render = int(options.get("render_size") or 0)
-        if render:
-            from core.pipeline import render_size_problem
-
-            problem = render_size_problem(render)
-            if problem:
-                raise RequestError(problem)
-            opts["render_size"] = render
-        post = [str(p) for p in options.get("post") or () if p and p != "none"]
-        if post:
-            opts["post"] = tuple(post)
-            opts["post_strength"] = float(options.get("post_strength", 1.0))
-        return model, opts
+        try:
+            opts = checked(options, ("model", "temperature", "decode", "render_size", "post", "post_strength"))
+        except OptionError as exc:
+            raise RequestError(str(exc)) from None
+        if not opts["post"]:
+            del opts["post"], opts["post_strength"]
+        return opts.pop("model"), opts
 
     def _colorize(self, header: dict, payload: bytearray) -> Reply:
         arrays = wire.split_arrays(header, payload)
@@ -204,7 +197,10 @@ class EngineHandler:
         if len({f.dtype for f in frames}) != 1:
             raise RequestError("all frames of a sequence must have the same precision")
         model, opts = self._options(header)
-        temporal = bool((header.get("options") or {}).get("temporal", True))
+        try:
+            temporal = checked(header.get("options") or {}, ("temporal",))["temporal"]
+        except OptionError as exc:
+            raise RequestError(str(exc)) from None
         from core.video.temporal import colorize_sequence
 
         colorizer = self.colorizer(model)

@@ -43,11 +43,11 @@ class Shutdown(Exception):
     """Raised by a handler to stop the worker after replying."""
 
 
-def serve(handler: Handler, run_dir: Path, *, idle_timeout: float = 600.0,
+def serve(handler: Handler, run_dir: Path, *, idle_timeout: float | None = 600.0,
           max_payload: int = wire.DEFAULT_MAX_PAYLOAD, io_timeout: float = 120.0,
           header_timeout: float = DEFAULT_HEADER_TIMEOUT, max_connections: int = MAX_CONNECTIONS,
           log: Callable[[str], None] = print) -> int:
-    """Serve until idle for ``idle_timeout`` seconds, a shutdown request or SIGTERM.
+    """Serve until idle for ``idle_timeout`` seconds (None: never), a shutdown request or SIGTERM.
 
     ``header_timeout``: seconds a connection has to deliver a request's prefix and header;
     ``io_timeout``: seconds any one read or write of a payload may wait. At most
@@ -68,8 +68,9 @@ def serve(handler: Handler, run_dir: Path, *, idle_timeout: float = 600.0,
     previous_term = signal.signal(signal.SIGTERM, _raise_shutdown)
     try:
         rendezvous.write_endpoint(run_dir, endpoint)
-        log(f"Tinct worker {os.getpid()} listening on {transport} {address} (idle timeout {idle_timeout:g} s)")
-        listener.settimeout(min(idle_timeout, _POLL_SECONDS))
+        idle = f"{idle_timeout:g} s" if idle_timeout else "none"
+        log(f"Tinct worker {os.getpid()} listening on {transport} {address} (idle timeout {idle})")
+        listener.settimeout(min(idle_timeout or _POLL_SECONDS, _POLL_SECONDS))
         while not state.stopping.is_set():
             # With every slot taken, new clients wait in the listen queue (and retry when it is full).
             if not state.slots.acquire(timeout=_POLL_SECONDS):
@@ -78,7 +79,7 @@ def serve(handler: Handler, run_dir: Path, *, idle_timeout: float = 600.0,
                 conn, _ = listener.accept()
             except socket.timeout:
                 state.slots.release()
-                if state.idle_seconds() >= idle_timeout:
+                if idle_timeout and state.idle_seconds() >= idle_timeout:
                     log("idle timeout: stopping")
                     break
                 continue

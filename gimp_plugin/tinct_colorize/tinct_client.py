@@ -37,12 +37,22 @@ class EngineError(Exception):
 
 @dataclass
 class EngineConfig:
-    """How to reach the engine's virtual environment."""
+    """How to reach the engine's virtual environment.
+
+    ``models``: installed models (the menu); ``more_models``: catalog models not installed yet;
+    ``command``: the ``tinct`` command, as the user would type it; ``runtime_dir``: where the
+    worker listens (None: the per-user default); ``start_worker``: False where the plug-in
+    cannot start the engine itself (a Flatpak GIMP), so it only connects to a running one.
+    """
 
     python: Path
     project_root: Path
     models: list[str] = field(default_factory=lambda: ["default"])
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    more_models: list[str] = field(default_factory=list)
+    command: str = "tinct"
+    runtime_dir: Path | None = None
+    start_worker: bool = True
 
 
 def _venv_python(root: Path) -> Path:
@@ -64,7 +74,12 @@ def load_config(plugin_dir: Path) -> EngineConfig:
     models = [m for m in os.environ.get("TINCT_MODELS", "").split(",") if m] or list(data.get("models") or [])
     if "default" not in models:
         models.insert(0, "default")
-    return EngineConfig(python, root, models, float(data.get("idle_timeout", DEFAULT_IDLE_TIMEOUT)))
+    flatpak = bool(data.get("flatpak")) or rendezvous.in_flatpak()
+    runtime = data.get("runtime_dir") or (str(rendezvous.flatpak_runtime_dir()) if flatpak else None)
+    command = str(data.get("command") or Path(python).with_name("tinct"))
+    return EngineConfig(python, root, models, float(data.get("idle_timeout", DEFAULT_IDLE_TIMEOUT)),
+                        [str(m) for m in data.get("more_models") or []], command,
+                        Path(runtime) if runtime else None, not flatpak)
 
 
 class WorkerClient:
@@ -83,7 +98,7 @@ class WorkerClient:
         self.wait = wait or (lambda: None)
         self.wait_interval = wait_interval
         self.busy_retry_seconds = busy_retry_seconds
-        self.run_dir = rendezvous.runtime_dir()
+        self.run_dir = rendezvous.runtime_dir(config.runtime_dir)
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -147,7 +162,10 @@ class WorkerClient:
         A worker that is alive but busy (its listen queue full: EAGAIN, or ECONNREFUSED over TCP)
         is retried with backoff, not taken for dead; a worker is only started while holding the
         start lock, after looking once more whether another client started one meanwhile.
+        Where the plug-in cannot start one (a Flatpak GIMP), it only connects.
         """
+        if not self.config.start_worker:
+            return self._connect_only(rendezvous.read_endpoint(self.run_dir))
         found = self._connect_existing()
         if found is not None:
             return found
@@ -180,6 +198,19 @@ class WorkerClient:
             self.wait()
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
+
+    def _connect_only(self, endpoint: dict | None) -> tuple[socket.socket, dict]:
+        """A connection to a worker started outside GIMP (``tinct worker start``); one line when there is none."""
+        start = f"{self.config.command} worker start --flatpak"
+        if endpoint and endpoint.get("protocol") != wire.PROTOCOL_VERSION:
+            raise EngineError(f"the running engine is another version; in a terminal run: "
+                              f"{self.config.command} worker stop; {start}")
+        if endpoint:
+            try:
+                return rendezvous.connect(endpoint, timeout=5.0), endpoint
+            except OSError:
+                pass
+        raise EngineError(f"the engine is not running; in a terminal (outside GIMP) run: {start}")
 
     def _stop(self, endpoint: dict) -> None:
         pid = endpoint.get("pid")

@@ -17,6 +17,7 @@ Set ``TINCT_PROFILE`` to a file path to have per-stage timings appended to it as
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -37,10 +38,28 @@ import tinct_wire  # noqa: E402
 PROC_COLORIZE = "plug-in-tinct-colorize"
 PROC_ANIMATION = "plug-in-tinct-colorize-animation"
 PLUGIN_DIR = Path(__file__).resolve().parent
-POST_CHOICES = (("none", "None"), ("segments", "Segments (uniform colour per region)"),
-                ("crf", "CRF (edge-aware refinement)"), ("tv", "TV (smooth colour)"))
-BLEND_MODES = {"normal": ("Normal layer", Gimp.LayerMode.NORMAL),
-               "lch-color": ("LCh Color over the original", Gimp.LayerMode.LCH_COLOR)}
+BLEND_MODES = {"normal": Gimp.LayerMode.NORMAL, "lch-color": Gimp.LayerMode.LCH_COLOR}
+# The options each procedure offers, in dialog order (definitions: core/options.py).
+COLORIZE_OPTIONS = ("temperature", "render_size", "post", "post_strength", "selection_mask", "blend")
+ANIMATION_OPTIONS = ("temperature", "render_size", "post", "post_strength", "temporal")
+ENGINE_OPTIONS = ("temperature", "render_size", "post", "post_strength", "provenance")  # sent to the worker
+RESULT_PARASITE = "tinct-result"  # on each result layer: JSON {"source": tattoo, "settings": {...}}
+
+
+def _load_options():
+    """The option table: ``tinct_options.py`` installed beside the plug-in, else the checkout's ``core/options.py``."""
+    for path in (PLUGIN_DIR / "tinct_options.py", PLUGIN_DIR.parent.parent / "core" / "options.py"):
+        if path.is_file():
+            spec = importlib.util.spec_from_file_location("tinct_options", path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules["tinct_options"] = module  # dataclasses look their module up by name
+            spec.loader.exec_module(module)
+            return module
+    raise ImportError(f"tinct_options.py is missing from {PLUGIN_DIR}; reinstall the Tinct plug-in")
+
+
+options = _load_options()
+OPTIONS = options.OPTIONS
 
 
 def model_nick(name: str) -> str:
@@ -48,15 +67,46 @@ def model_nick(name: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "model"
 
 
-def _choice(items: list[tuple[str, str]]) -> Gimp.Choice:
+def _choice(items) -> Gimp.Choice:
     choice = Gimp.Choice.new()
     for index, (nick, label) in enumerate(items):
         choice.add(nick, index, label, "")
     return choice
 
 
+def _add_option(procedure: Gimp.Procedure, name: str) -> None:
+    """Declare ``OPTIONS[name]`` as a procedure argument (same default, range and choices)."""
+    option, flags = OPTIONS[name], GObject.ParamFlags.READWRITE
+    if option.kind == "float":
+        procedure.add_double_argument(option.gimp_name, option.label, option.tooltip, option.minimum,
+                                      option.maximum, option.default, flags)
+    elif option.kind == "int":
+        procedure.add_int_argument(option.gimp_name, option.label, option.tooltip, option.minimum,
+                                   option.maximum, option.default, flags)
+    elif option.kind == "choice":
+        procedure.add_choice_argument(option.gimp_name, option.label, option.tooltip,
+                                      _choice((c.value, c.label) for c in option.choices), option.default, flags)
+    elif option.kind == "steps":  # one step at a time in the dialog, or none
+        steps = (options.NO_POST, *option.choices)
+        procedure.add_choice_argument(option.gimp_name, option.label, option.tooltip,
+                                      _choice((c.value, c.label) for c in steps), options.NO_POST.value, flags)
+    elif option.kind == "bool":
+        procedure.add_boolean_argument(option.gimp_name, option.label, option.tooltip, option.default, flags)
+    else:
+        raise ValueError(f"option {name} of kind {option.kind} has no GIMP argument")
+
+
+def model_menu(config: tinct_client.EngineConfig) -> list[tuple[str, str, str]]:
+    """(choice id, label, model name) for the model menu: installed models, then the others."""
+    items = [(model_nick(m), m, m) for m in config.models]
+    for name in config.more_models:
+        if name not in config.models:
+            items.append((model_nick(name), f"{name} (not installed: download it first)", name))
+    return items
+
+
 class PlugInFailure(Exception):
-    """A failure to report to the user in plain words."""
+    """A failure to report to the user in plain words (shown once, prefixed with "Tinct: ")."""
 
 
 def _babl_type(image: Gimp.Image) -> tuple[str, str]:
@@ -75,7 +125,7 @@ def _read(drawable: Gimp.Drawable, rect: Gegl.Rectangle, fmt: str) -> bytes:
 
 def _check_layer(image: Gimp.Image, drawables: list) -> Gimp.Layer:
     if image.get_base_type() == Gimp.ImageBaseType.INDEXED:
-        raise PlugInFailure("Tinct cannot colorize an indexed image: use Image > Mode > RGB first.")
+        raise PlugInFailure("an indexed image cannot be colorized: use Image > Mode > RGB first.")
     if len(drawables) != 1:
         raise PlugInFailure("Select exactly one layer to colorize.")
     layer = drawables[0]
@@ -119,9 +169,9 @@ class TinctColorize(Gimp.PlugIn):
 
     def do_create_procedure(self, name: str) -> Gimp.Procedure:
         try:
-            models = tinct_client.load_config(PLUGIN_DIR).models
+            menu = model_menu(tinct_client.load_config(PLUGIN_DIR))
         except tinct_client.EngineError:
-            models = ["default"]
+            menu = [("default", "default", "default")]
         if name == PROC_COLORIZE:
             procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, self.run_colorize, None)
             procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
@@ -142,64 +192,73 @@ class TinctColorize(Gimp.PlugIn):
                 "Colorize every layer as the frames of an animation",
                 "Colorizes all top-level layers, bottom layer first, with temporally consistent colours, "
                 "into a new image with the same layers.", name)
-        procedure.set_image_types("*")
+        procedure.set_image_types("RGB*, GRAY*")  # GIMP greys the menu item out for indexed images
         procedure.set_attribution("Tinct", "Tinct", "2025")
-        flags = GObject.ParamFlags.READWRITE
-        procedure.add_choice_argument("model", "_Model", "Installed colorization model",
-                                      _choice([(model_nick(m), m) for m in models]), model_nick(models[0]), flags)
-        procedure.add_double_argument("temperature", "_Temperature",
-                                      "Annealed-mean temperature: lower is more saturated (0.38 in the paper)",
-                                      0.01, 1.0, 0.38, flags)
-        procedure.add_int_argument("render-size", "_Render size",
-                                   "Side in pixels the network sees (0: the model's default)", 0, 4096, 0, flags)
-        procedure.add_choice_argument("post-process", "_Post-processing", "Clean-up of blotchy colours",
-                                      _choice(list(POST_CHOICES)), "none", flags)
-        procedure.add_double_argument("post-strength", "Post-processing _strength", "0: off, 1: default, 2: strong",
-                                      0.0, 2.0, 1.0, flags)
-        procedure.add_boolean_argument("provenance", "Record _provenance",
-                                       "Record that the result was colorized by Tinct (model, settings) in the new "
-                                       "layer and the image's metadata, which GIMP's export writes into the file",
-                                       True, flags)
+        model = OPTIONS["model"]
+        procedure.add_choice_argument("model", model.label, model.tooltip,
+                                      _choice((nick, label) for nick, label, _ in menu), menu[0][0],
+                                      GObject.ParamFlags.READWRITE)
+        for option in (COLORIZE_OPTIONS if name == PROC_COLORIZE else ANIMATION_OPTIONS):
+            _add_option(procedure, option)
         if name == PROC_COLORIZE:
-            procedure.add_boolean_argument("selection-mask", "Use selection as _mask",
-                                           "Give the new layer the selection as its layer mask", False, flags)
-            procedure.add_layer_argument("hint-layer", "_Hint layer",
+            procedure.add_layer_argument("hint-layer", "Colour hint la_yer",
                                          "Optional layer whose opaque pixels are colour hints (for models that "
-                                         "take hints)", True, flags)
-            procedure.add_choice_argument("blend", "Output _blend", "How the new layer combines with the original",
-                                          _choice([(k, v[0]) for k, v in BLEND_MODES.items()]), "normal", flags)
+                                         "take hints)", True, GObject.ParamFlags.READWRITE)
         else:
-            procedure.add_boolean_argument("temporal", "_Temporal consistency",
-                                           "Carry colours from frame to frame along the motion", True, flags)
-            procedure.add_image_return_value("new-image", "New image", "The colorized animation", False, flags)
+            procedure.add_image_return_value("new-image", "New image", "The colorized animation", False,
+                                              GObject.ParamFlags.READWRITE)
         return procedure
 
     # -- shared -------------------------------------------------------------------------------
 
     @staticmethod
-    def _interactive_dialog(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, title: str) -> bool:
+    def _interactive_dialog(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, title: str,
+                            names: tuple[str, ...]) -> bool:
         gi.require_version("GimpUi", "3.0")
         from gi.repository import GimpUi
 
         GimpUi.init("tinct_colorize")
         dialog = GimpUi.ProcedureDialog.new(procedure, config, title)
-        dialog.fill(None)
+        for name in names:
+            option = OPTIONS[name]
+            if option.kind in ("float", "int"):
+                # A spin scale with the option's own increments: the default label-spin widget
+                # guesses increments that GIMP 3.0's own checks then reject (LibGimpWidgets-CRITICAL).
+                widget = dialog.get_spin_scale(option.gimp_name, 1.0)
+                widget.set_increments(option.step, option.page)
+                widget.set_digits(option.digits)
+        arguments = ["model", *(OPTIONS[n].gimp_name for n in names)]
+        if procedure.find_argument("hint-layer") is not None:
+            arguments.append("hint-layer")
+        dialog.fill(arguments)
         accepted = dialog.run()
         dialog.destroy()
         return accepted
 
     @staticmethod
-    def _options(config: Gimp.ProcedureConfig, models: list[str]) -> dict:
-        by_nick = {model_nick(m): m for m in models}
-        model = by_nick.get(config.get_property("model"), config.get_property("model"))
-        post = config.get_property("post-process")
-        return {"model": model, "temperature": round(float(config.get_property("temperature")), 4),
-                "render_size": int(config.get_property("render-size")),
-                "post": [] if post == "none" else [post], "post_strength": float(config.get_property("post-strength"))}
+    def _settings(config: Gimp.ProcedureConfig, engine: tinct_client.EngineConfig, names: tuple[str, ...]) -> dict:
+        """The request options from the procedure's arguments, checked against the option table."""
+        menu = {nick: model for nick, _, model in model_menu(engine)}
+        nick = config.get_property("model")
+        model = menu.get(nick, nick)
+        if model not in engine.models and model in engine.more_models:
+            raise PlugInFailure(f"the model {model} is not installed. Download it with: {engine.command} weights "
+                                f"fetch {model} (then restart GIMP)")
+        values = {"model": model}
+        for name in names:
+            value = config.get_property(OPTIONS[name].gimp_name)
+            values[name] = () if name == "post" and value == options.NO_POST.value else (
+                [value] if name == "post" else value)
+        try:
+            settings = options.checked(values, ("model", *names))
+        except options.OptionError as exc:
+            raise PlugInFailure(str(exc)) from None
+        settings["post"] = list(settings.get("post", ()))
+        return settings
 
     @staticmethod
     def _failure(procedure: Gimp.Procedure, message: str) -> Gimp.ValueArray:
-        Gimp.message(f"Tinct: {message}")
+        # GIMP shows a returned error to the user itself (once); no separate message.
         error = GLib.Error.new_literal(Gimp.PlugIn.error_quark(), f"Tinct: {message}", 0)
         return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR, error)
 
@@ -215,8 +274,12 @@ class TinctColorize(Gimp.PlugIn):
             Gimp.progress_end()
 
     @staticmethod
-    def _client() -> tinct_client.WorkerClient:
-        return tinct_client.WorkerClient(tinct_client.load_config(PLUGIN_DIR), wait=Gimp.progress_pulse)
+    def _client(engine: tinct_client.EngineConfig) -> tinct_client.WorkerClient:
+        def waiting() -> None:
+            Gimp.progress_set_text("Tinct: starting the engine and loading the model...")
+            Gimp.progress_pulse()
+
+        return tinct_client.WorkerClient(engine, wait=waiting)
 
     @staticmethod
     def _profile(stages: dict) -> None:
@@ -229,7 +292,7 @@ class TinctColorize(Gimp.PlugIn):
 
     def run_colorize(self, procedure, run_mode, image, drawables, config, data):
         if run_mode == Gimp.RunMode.INTERACTIVE and not self._interactive_dialog(procedure, config,
-                                                                                 "Colorize (Tinct)"):
+                                                                                 "Colorize (Tinct)", COLORIZE_OPTIONS):
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
         _, failed = self._guarded(procedure, lambda: self._colorize_layer(image, list(drawables), config))
         if failed is not None:
@@ -238,13 +301,14 @@ class TinctColorize(Gimp.PlugIn):
 
     def _colorize_layer(self, image: Gimp.Image, drawables: list, config: Gimp.ProcedureConfig) -> None:
         source = _check_layer(image, drawables)
-        client = self._client()
-        options = self._options(config, client.config.models)
-        options["provenance"] = bool(config.get_property("provenance"))
+        engine = tinct_client.load_config(PLUGIN_DIR)
+        settings = self._settings(config, engine, ENGINE_OPTIONS)
+        client = self._client(engine)
         Gimp.progress_init(f"Tinct: colorizing '{source.get_name()}'")
         stages = {}
 
         started = time.perf_counter()
+        Gimp.progress_set_text("Tinct: reading the layer...")
         babl, dtype = _babl_type(image)
         gray = image.get_base_type() == Gimp.ImageBaseType.GRAY
         alpha = source.has_alpha()
@@ -264,12 +328,14 @@ class TinctColorize(Gimp.PlugIn):
         Gimp.progress_update(0.1)
 
         started = time.perf_counter()
-        reply, payload = client.request("colorize", options, arrays)
+        Gimp.progress_set_text(f"Tinct: colorizing {width}x{height} pixels with {settings['model']}...")
+        reply, payload = client.request("colorize", settings, arrays)
         stages["request_s"] = time.perf_counter() - started
         stages["engine_s"] = float(reply.get("timing", {}).get("engine_s", 0.0))
         stages["transfer_s"] = stages["request_s"] - stages["engine_s"]
-        for warning in reply.get("warnings", []):
-            Gimp.message(f"Tinct: {warning}")
+        warnings = reply.get("warnings", [])
+        if warnings:
+            Gimp.message("Tinct: " + " ".join(warnings))
         out_spec = reply["arrays"][0]
         out_channels = out_spec["shape"][2] if len(out_spec["shape"]) == 3 else 1
         if out_spec["shape"][:2] != [height, width] or out_spec["dtype"] != dtype or out_channels not in (3, 4):
@@ -277,15 +343,18 @@ class TinctColorize(Gimp.PlugIn):
         Gimp.progress_update(0.9)
 
         started = time.perf_counter()
+        Gimp.progress_set_text("Tinct: adding the colour layer...")
         image.undo_group_start()
         try:
             if gray:
                 image.convert_rgb()
-            name = f"Tinct {options['model']} T={options['temperature']:.2f}"
             layer_type = Gimp.ImageType.RGBA_IMAGE if out_channels == 4 else Gimp.ImageType.RGB_IMAGE
-            layer = Gimp.Layer.new(image, name, width, height, layer_type, 100.0,
-                                   BLEND_MODES[config.get_property("blend")][1])
-            image.insert_layer(layer, source.get_parent(), image.get_item_position(source))
+            layer = Gimp.Layer.new(image, result_name(settings), width, height, layer_type, 100.0,
+                                   BLEND_MODES[config.get_property("blend")])
+            parent = source.get_parent()
+            image.insert_layer(layer, parent, _result_position(image, source, parent))
+            layer.attach_parasite(Gimp.Parasite.new(RESULT_PARASITE, Gimp.PARASITE_PERSISTENT, json.dumps(
+                {"source": source.get_tattoo(), "settings": settings}).encode()))
             layer.set_offsets(off_x, off_y)
             out_fmt = ("R'G'B'A" if out_channels == 4 else "R'G'B'") + f" {babl}"
             buffer = layer.get_buffer()
@@ -305,8 +374,8 @@ class TinctColorize(Gimp.PlugIn):
     # -- plug-in-tinct-colorize-animation ---------------------------------------------------------
 
     def run_animation(self, procedure, run_mode, image, drawables, config, data):
-        if run_mode == Gimp.RunMode.INTERACTIVE and not self._interactive_dialog(procedure, config,
-                                                                                 "Colorize Animation (Tinct)"):
+        if run_mode == Gimp.RunMode.INTERACTIVE and not self._interactive_dialog(
+                procedure, config, "Colorize Animation (Tinct)", ANIMATION_OPTIONS):
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
         new_image, failed = self._guarded(procedure, lambda: self._colorize_frames(image, config))
         if failed is not None:
@@ -320,7 +389,7 @@ class TinctColorize(Gimp.PlugIn):
 
     def _colorize_frames(self, image: Gimp.Image, config: Gimp.ProcedureConfig) -> Gimp.Image:
         if image.get_base_type() == Gimp.ImageBaseType.INDEXED:
-            raise PlugInFailure("Tinct cannot colorize an indexed image: use Image > Mode > RGB first.")
+            raise PlugInFailure("an indexed image cannot be colorized: use Image > Mode > RGB first.")
         layers = list(image.get_layers())
         if not layers:
             raise PlugInFailure("the image has no layers to colorize")
@@ -328,11 +397,11 @@ class TinctColorize(Gimp.PlugIn):
         if groups:
             raise PlugInFailure(f"layer groups cannot be animation frames ({', '.join(groups)}); merge them first")
         frames = list(reversed(layers))  # GIMP's convention: the bottom layer is the first frame
-        client = self._client()
-        options = self._options(config, client.config.models)
-        options["temporal"] = bool(config.get_property("temporal"))
-        options["provenance"] = bool(config.get_property("provenance"))
+        engine = tinct_client.load_config(PLUGIN_DIR)
+        settings = self._settings(config, engine, (*ENGINE_OPTIONS, "temporal"))
+        client = self._client(engine)
         Gimp.progress_init(f"Tinct: colorizing {len(frames)} frames")
+        Gimp.progress_set_text("Tinct: reading the frames...")
         babl, dtype = _babl_type(image)
         gray = image.get_base_type() == Gimp.ImageBaseType.GRAY
         arrays, geometry = [], []
@@ -351,7 +420,8 @@ class TinctColorize(Gimp.PlugIn):
         new_image.undo_disable()
         provenance = None
         try:
-            for reply, payload in client.stream("colorize_sequence", options, arrays, replies=len(frames)):
+            Gimp.progress_set_text(f"Tinct: colorizing frame 1 of {len(frames)}...")
+            for reply, payload in client.stream("colorize_sequence", settings, arrays, replies=len(frames)):
                 provenance = reply.get("provenance") or provenance
                 index = int(reply["index"])
                 source, width, height, off_x, off_y = geometry[index]
@@ -364,12 +434,40 @@ class TinctColorize(Gimp.PlugIn):
                 buffer.set(Gegl.Rectangle.new(0, 0, width, height), f"R'G'B'A {babl}", bytes(payload))
                 buffer.flush()
                 Gimp.progress_update(0.05 + 0.95 * (index + 1) / len(frames))
+                if index + 1 < len(frames):
+                    Gimp.progress_set_text(f"Tinct: colorizing frame {index + 2} of {len(frames)}...")
             attach_provenance(new_image, list(new_image.get_layers()), provenance)
         except BaseException:
             new_image.delete()
             raise
         new_image.undo_enable()
         return new_image
+
+
+def result_name(settings: dict) -> str:
+    """A result layer's name: the model and every setting that sets it apart from the defaults."""
+    parts = [f"Tinct {settings['model']}", f"T={settings['temperature']:.2f}"]
+    if settings.get("post"):
+        parts.append(f"{'+'.join(settings['post'])} {settings['post_strength']:g}")
+    if settings["render_size"] != OPTIONS["render_size"].default:
+        parts.append(f"{settings['render_size']}px")
+    return " ".join(parts)
+
+
+def _result_position(image: Gimp.Image, source: Gimp.Layer, parent) -> int:
+    """Where a new result goes: above the source and above the earlier Tinct results of that source."""
+    siblings = list(parent.get_children()) if parent is not None else list(image.get_layers())
+    position = image.get_item_position(source)
+    for index, layer in enumerate(siblings[:position]):
+        parasite = layer.get_parasite(RESULT_PARASITE)
+        if parasite is not None:
+            try:
+                origin = json.loads(bytes(parasite.get_data()).decode()).get("source")
+            except (ValueError, UnicodeDecodeError):
+                continue
+            if origin == source.get_tattoo():
+                return index
+    return position
 
 
 Gimp.main(TinctColorize.__gtype__, sys.argv)

@@ -6,6 +6,8 @@ The worker keeps its files in a directory only the user can enter:
   else ``<tempdir>/tinct-<uid>``; macOS: ``$TMPDIR/tinct-<uid>`` (``$TMPDIR`` is per user there).
   The directory is created 0700 and refused if another user owns it or others can enter it.
 - Windows: ``%LOCALAPPDATA%\\Tinct\\run`` (the profile's ACL keeps other users out).
+- A Flatpak GIMP: ``~/.var/app/org.gimp.GIMP/cache/tinct`` (see ``flatpak_runtime_dir``), which
+  the host and the sandbox both see; the plug-in there cannot start the worker itself.
 - ``$TINCT_RUNTIME_DIR`` overrides all of these (tests, several profiles side by side).
 
 Inside it: ``worker.sock`` (a Unix socket, mode 0600), ``worker.json`` (the endpoint: transport,
@@ -37,6 +39,7 @@ SOCKET_FILE = "worker.sock"
 LOCK_FILE = "worker.lock"
 START_LOCK_FILE = "worker.start.lock"
 LOG_FILE = "worker.log"
+FLATPAK_APP = "org.gimp.GIMP"
 _UNIX_PATH_MAX = 104  # the smallest sun_path among Linux (108) and macOS/BSD (104)
 
 
@@ -44,9 +47,24 @@ class RendezvousError(Exception):
     """The runtime directory or endpoint cannot be used safely."""
 
 
-def runtime_dir() -> Path:
-    """The user's private Tinct runtime directory, created if needed and checked."""
-    override = os.environ.get("TINCT_RUNTIME_DIR")
+def flatpak_runtime_dir() -> Path:
+    """The runtime directory shared with a Flatpak GIMP: inside its app folder, which the sandbox always sees.
+
+    ``~/.var/app/org.gimp.GIMP/cache/tinct`` is the same path on the host and inside the sandbox
+    (the Flatpak's ``$XDG_RUNTIME_DIR`` and ``/tmp`` are not reliably shared), so the worker
+    started on the host and the plug-in in the sandbox meet there.
+    """
+    return Path.home() / ".var" / "app" / FLATPAK_APP / "cache" / "tinct"
+
+
+def in_flatpak() -> bool:
+    """Whether this process runs inside a Flatpak sandbox."""
+    return bool(os.environ.get("FLATPAK_ID")) or Path("/.flatpak-info").is_file()
+
+
+def runtime_dir(base: Path | None = None) -> Path:
+    """The user's private Tinct runtime directory (``base`` if given), created if needed and checked."""
+    override = os.environ.get("TINCT_RUNTIME_DIR") or base
     if override:
         path = Path(override)
     elif os.name == "nt":

@@ -2,9 +2,10 @@
 
 ``PARAMS`` (a dict) is defined in front of this text by the caller: ``out_dir`` (where results
 go, as GIMP sees it), ``model`` (the model's choice id), ``args`` (procedure arguments for every
-case) and ``cases`` (see ``run_case``). For each
-case it writes ``<name>.json`` (statuses, layer stack, names, modes, masks) and raw pixel dumps
-``<name>.src_before`` / ``.src_after`` / ``.new`` that the host checks with numpy.
+case) and ``cases`` (see ``run_case``). It writes ``procedures.json`` (each procedure's image
+types and arguments) and, for each case, ``<name>.json`` (statuses, error message, layer stack,
+names, modes, masks) and raw pixel dumps ``<name>.src_before`` / ``.src_after`` / ``.new``
+that the host checks with numpy.
 """
 
 import json
@@ -35,6 +36,32 @@ def run_procedure(name, image, drawables, **args):
     started = time.perf_counter()
     result = procedure.run(config)
     return result, time.perf_counter() - started
+
+
+def error_of(result):
+    """The error message of a failed run (GIMP puts it after the status), else None."""
+    if result.index(0) == Gimp.PDBStatusType.SUCCESS or result.length() < 2:
+        return None
+    value = result.index(1)
+    return value if isinstance(value, str) else None
+
+
+def describe(procedure):
+    """A procedure's image types and arguments (name, label, tooltip, range/choices, default)."""
+    arguments = []
+    for spec in procedure.get_arguments():
+        entry = {"name": spec.name, "label": spec.get_nick(), "tooltip": spec.get_blurb()}
+        kind = type(spec).__name__
+        if hasattr(spec, "minimum") and hasattr(spec, "maximum"):
+            entry.update(minimum=spec.minimum, maximum=spec.maximum, default=spec.get_default_value())
+        elif "Choice" in kind:
+            choice = Gimp.param_spec_choice_get_choice(spec)
+            entry["choices"] = [[nick, choice.get_label(nick)] for nick in choice.list_nicks()]
+            entry["default"] = Gimp.param_spec_choice_get_default(spec)
+        elif "Boolean" in kind:
+            entry["default"] = spec.get_default_value()
+        arguments.append(entry)
+    return {"image_types": procedure.get_image_types(), "arguments": arguments}
 
 
 def layer_info(layer):
@@ -81,9 +108,10 @@ def run_case(case):
         frames = list(reversed(image.get_layers()))
         for index, frame in enumerate(frames):
             dump(frame, fmt, os.path.join(OUT, f"{name}.frame{index}"))
-        result, seconds = run_procedure("plug-in-tinct-colorize-animation", image, [], model=PARAMS["model"],
-                                        temperature=case.get("temperature", 0.38), **PARAMS.get("args", {}))
+        args = {"model": PARAMS["model"], **PARAMS.get("args", {}), **case.get("args", {})}
+        result, seconds = run_procedure("plug-in-tinct-colorize-animation", image, [], **args)
         record["status"] = result.index(0).value_nick
+        record["error"] = error_of(result)
         if record["status"] == "success":
             new_image = result.index(1)
             new_frames = list(reversed(new_image.get_layers()))
@@ -96,14 +124,15 @@ def run_case(case):
         if not case.get("group"):
             dump(source, fmt, os.path.join(OUT, f"{name}.src_before"))
         before = [layer.get_name() for layer in image.get_layers()]
-        args = {"model": PARAMS["model"], "temperature": case.get("temperature", 0.38), **PARAMS.get("args", {})}
-        args.update(case.get("args", {}))
+        args = {"model": PARAMS["model"], **PARAMS.get("args", {}), **case.get("args", {})}
         timings = []
-        for _ in range(case.get("repeat", 1)):
-            result, seconds = run_procedure("plug-in-tinct-colorize", image, [source], **args)
-            timings.append(seconds)
+        for run_args in [{}, *case.get("then", [])]:  # "then": arguments of later runs on the same layer
+            for _ in range(case.get("repeat", 1)):
+                result, seconds = run_procedure("plug-in-tinct-colorize", image, [source], **{**args, **run_args})
+                timings.append(seconds)
         record["seconds"] = timings
         record["status"] = result.index(0).value_nick
+        record["error"] = error_of(result)
         layers = image.get_layers()
         record["layers_before"] = before
         record["layers"] = [layer_info(layer) for layer in layers]
@@ -122,5 +151,9 @@ registered = {name: PDB.lookup_procedure(name) is not None
               for name in ("plug-in-tinct-colorize", "plug-in-tinct-colorize-animation")}
 with open(os.path.join(OUT, "registered.json"), "w") as handle:
     json.dump(registered, handle)
+with open(os.path.join(OUT, "procedures.json"), "w") as handle:
+    json.dump({name: describe(PDB.lookup_procedure(name)) for name, found in registered.items() if found}, handle)
+with open(os.path.join(OUT, "visible.json"), "w") as handle:  # which of these paths GIMP's side can see
+    json.dump({path: os.path.exists(path) for path in PARAMS.get("probe", [])}, handle)
 for case in PARAMS["cases"]:
     run_case(case)

@@ -27,7 +27,8 @@ def test_install_and_uninstall(tmp_path):
     python = Path(sys.executable)
     folder = installer.install_plugin(python, ROOT, dest=tmp_path)
     assert folder == tmp_path / "tinct_colorize"
-    assert sorted(p.name for p in folder.iterdir()) == sorted([*installer.PLUGIN_FILES, "tinct.json"])
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*installer.PLUGIN_FILES, "tinct_options.py", "tinct.json"])
+    assert (folder / "tinct_options.py").read_bytes() == (ROOT / "core" / "options.py").read_bytes()
     assert os.access(folder / "tinct_colorize.py", os.X_OK)
     config = json.loads((folder / "tinct.json").read_text())
     assert config["python"] == str(python.absolute()) and config["project_root"] == str(ROOT)

@@ -10,12 +10,14 @@ import pytest
 from PIL import Image
 from skimage.color import rgb2lab
 
+from core.options import NO_POST, OPTIONS, TEMPERATURE
+
 ROOT = Path(__file__).resolve().parents[2]
 PLUGIN_DIRS = [ROOT / "gimp_plugin"]
 SCENARIOS = Path(__file__).with_name("gimp_scenarios.py")
 MODEL = "random:eccv16"  # seeded random weights: the tests check the plumbing, not colour quality
 MODEL_ID = "random-eccv16"
-LAYER_NAME = f"Tinct {MODEL} T=0.38"
+RENDER = 64  # a small render size keeps the (CPU-only, shared) engine quick; sizes are the benchmark's job
 SIZE = (64, 48)
 DTYPES = {"u8": (np.uint8, 255.0), "u16": (np.uint16, 65535.0), "float": (np.float32, 1.0)}
 
@@ -34,8 +36,7 @@ def engine_missing() -> str | None:
 def run_gimp(session, cases: list[dict], env: dict | None = None) -> tuple[Path, object]:
     """Run the scenario script in GIMP; returns (host output dir, finished process)."""
     out = session.new_dir("out-")
-    # A small render size keeps the (CPU-only, shared) engine quick; sizes are the benchmark's job.
-    params = {"out_dir": str(out), "model": MODEL_ID, "args": {"render_size": 64}, "cases": cases}
+    params = {"out_dir": str(out), "model": MODEL_ID, "args": {"render_size": RENDER}, "cases": cases}
     code = f"PARAMS = {json.dumps(params)!r}\nimport json\nPARAMS = json.loads(PARAMS)\n" + SCENARIOS.read_text()
     variables = {"TINCT_MODELS": MODEL, "TINCT_RUNTIME_DIR": str(session.new_dir("run-"))}
     variables.update(env or {})
@@ -73,10 +74,12 @@ CASES = [
      "args": {"selection_mask": True, "blend": "lch-color"}},
     {"name": "gray16", "image": "gray16", "fmt": "R'G'B'A u16"},
     {"name": "float_alpha_offsets", "image": "rgb", "precision": "FLOAT_LINEAR", "alpha_offsets": [7, 5],
-     "fmt": "R'G'B'A float", "temperature": 0.5},
+     "fmt": "R'G'B'A float", "args": {"temperature": 0.5}},
     {"name": "group", "image": "rgb", "group": True},
     {"name": "indexed", "image": "rgb", "indexed": True},
     {"name": "animation", "image": "gray", "frames": 3, "animation": True},
+    {"name": "second_runs", "image": "gray", "args": {"temperature": 0.2},
+     "then": [{"temperature": 0.9}, {"temperature": 0.9, "post": "crf", "post_strength": 0.5}]},
 ]
 
 
@@ -110,7 +113,8 @@ def test_adds_one_layer_above_with_source_L_and_colour(colorized, name):
     assert len(record["layers"]) == len(record["layers_before"]) + 1
     source = record["layers"][record["source_index"]]
     new = record["layers"][record["source_index"] - 1]
-    assert new["name"] == f"Tinct {MODEL} T={case.get('temperature', 0.38):.2f}"
+    temperature = case.get("args", {}).get("temperature", TEMPERATURE)
+    assert new["name"] == f"Tinct {MODEL} T={temperature:.2f} {RENDER}px"
     assert (new["x"], new["y"], new["width"], new["height"]) == (source["x"], source["y"], source["width"],
                                                                  source["height"])
     assert record["base_type_after"] == "rgb"
@@ -146,12 +150,48 @@ def test_grayscale_image_becomes_rgb(colorized):
     assert (results["gray8"]["base_type_before"], results["gray8"]["base_type_after"]) == ("gray", "rgb")
 
 
-def test_groups_and_indexed_images_are_refused_with_a_message(colorized):
+def test_groups_and_indexed_images_are_refused_with_one_message(colorized):
     _, results, done = colorized
-    for name in ("group", "indexed"):
-        assert results[name]["status"] == "execution-error"
-        assert len(results[name]["layers"]) == len(results[name]["layers_before"])
-    assert "is a layer group" in done.stderr and "indexed image" in done.stderr
+    for name, words in (("group", "is a layer group"), ("indexed", "indexed image")):
+        record = results[name]
+        assert record["status"] == "execution-error"
+        assert len(record["layers"]) == len(record["layers_before"])
+        assert words in record["error"] and record["error"].startswith("Tinct: ")
+        assert record["error"].count("Tinct") == 1, record["error"]
+        assert done.stderr.count(words) <= 1, "the failure was reported more than once"
+
+
+def test_a_second_run_goes_above_the_first_and_is_named_by_its_settings(colorized):
+    _, results, _ = colorized
+    record = results["second_runs"]
+    names = [layer["name"] for layer in record["layers"]]
+    assert names == [f"Tinct {MODEL} T=0.90 crf 0.5 {RENDER}px", f"Tinct {MODEL} T=0.90 {RENDER}px",
+                     f"Tinct {MODEL} T=0.20 {RENDER}px", *record["layers_before"]]
+
+
+def test_procedures_take_their_arguments_from_the_option_table(gimp_session):
+    out, done = run_gimp(gimp_session, [])
+    assert done.returncode == 0, done.stderr[-3000:]
+    procedures = json.loads((out / "procedures.json").read_text())
+    for name, procedure in procedures.items():
+        assert procedure["image_types"] == "RGB*, GRAY*", name  # indexed images: menu item greyed out
+        arguments = {a["name"]: a for a in procedure["arguments"]}
+        offered = [option for option in OPTIONS.values() if option.gimp_name in arguments]
+        assert {"temperature", "render_size", "post", "post_strength"} <= {o.name for o in offered}
+        for option in offered:
+            argument = arguments[option.gimp_name]
+            assert (argument["label"], argument["tooltip"]) == (option.label, option.tooltip)
+            if option.kind in ("float", "int"):
+                assert (argument["minimum"], argument["maximum"], argument["default"]) == (
+                    option.minimum, option.maximum, option.default), option.name
+            elif option.kind == "steps":
+                assert [c[0] for c in argument["choices"]] == [NO_POST.value, *(c.value for c in option.choices)]
+            elif option.kind == "choice":
+                assert argument["choices"] == [[c.value, c.label] for c in option.choices]
+                assert argument["default"] == option.default
+        # Mnemonics: one letter per control, none taken from the dialog's Reset, Cancel, OK, Load/Save Settings, Help.
+        letters = [a["label"].split("_", 1)[1][0].lower() for a in procedure["arguments"] if "_" in a["label"]]
+        assert len(letters) == len(set(letters)) and not set(letters) & set("rcolsh"), (name, letters)
 
 
 def test_animation_frames_in_stack_order(colorized):
@@ -177,3 +217,43 @@ def test_engine_unavailable_fails_with_a_message(gimp_session):
     assert record["status"] == "execution-error"
     assert [layer["name"] for layer in record["layers"]] == record["layers_before"]
     assert "Python was not found at /nonexistent/bin/python" in done.stderr
+
+
+def _extreme_cases(path: str) -> list[dict]:
+    """Every numeric argument at its minimum and maximum, alone and with every post-processing choice and blend."""
+    posts = [NO_POST.value, *(c.value for c in OPTIONS["post"].choices)]
+    cases = []
+    for procedure in ("colorize", "animation"):
+        for name in ("temperature", "render_size", "post_strength"):
+            option = OPTIONS[name]
+            for value in (option.minimum, option.maximum):
+                for post in posts:
+                    args = {name: value, "post": post}
+                    if name != "render_size":
+                        args["render_size"] = RENDER
+                    cases.append({"name": f"{procedure}-{name}-{value:g}-{post}", "path": path, "args": args,
+                                  "animation": procedure == "animation"})
+        for value in (False, True):
+            key = "selection_mask" if procedure == "colorize" else "temporal"
+            cases.append({"name": f"{procedure}-{key}-{value}", "path": path, "args": {key: value},
+                          "animation": procedure == "animation", "frames": 2 if procedure == "animation" else 0,
+                          "select": [4, 4, 20, 20]})
+    cases += [{"name": f"colorize-blend-{c.value}", "path": path, "args": {"blend": c.value}}
+              for c in OPTIONS["blend"].choices]
+    return cases
+
+
+def test_every_offered_value_works(gimp_session):
+    reason = engine_missing()
+    if reason:
+        pytest.skip(reason)
+    inputs = write_inputs(gimp_session)
+    cases = _extreme_cases(inputs["gray"])
+    out, done = run_gimp(gimp_session, cases)
+    assert done.returncode == 0, done.stderr[-4000:]
+    failed = {}
+    for case in cases:
+        record = json.loads((out / f"{case['name']}.json").read_text())
+        if record["status"] != "success":
+            failed[case["name"]] = record.get("error")
+    assert not failed, failed

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PLUGIN_NAME = "tinct_colorize"
-PLUGIN_FILES = ("tinct_colorize.py", "tinct_client.py", "tinct_wire.py", "tinct_rendezvous.py")
+PLUGIN_FILES = ("tinct_colorize.py", "tinct_dialog.py", "tinct_client.py", "tinct_wire.py", "tinct_rendezvous.py")
 OPTIONS_FILE = "tinct_options.py"  # a copy of core/options.py
 CONFIG_FILE = "tinct.json"
 SOURCE_DIR = Path(__file__).resolve().parent / PLUGIN_NAME

@@ -149,6 +149,41 @@ def _build_chroot(root: Path, log: Callable[[str], None]) -> None:
     log(f"gimp_env: GIMP 3 chroot ready at {root} in {time.monotonic() - started:.0f} s")
 
 
+def ensure_chroot_packages(gimp: Gimp3, packages: Sequence[str],
+                           log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr)) -> None:
+    """Install Debian ``packages`` into the GIMP chroot if they are missing (once, under the build lock).
+
+    For a GIMP on this system nothing is installed: ``Gimp3Unavailable`` says what is missing.
+    """
+    if gimp.root is None:
+        missing = [p for p in packages if not shutil.which({"xvfb": "Xvfb"}.get(p, p))]
+        if missing:
+            raise Gimp3Unavailable(f"install {', '.join(missing)} to run this test")
+        return
+    root = gimp.root
+
+    def absent() -> list[str]:
+        info = root / "var/lib/dpkg/info"
+        return [p for p in packages if not (info / f"{p}.list").exists() and not list(info.glob(f"{p}:*.list"))]
+
+    if not absent():
+        return
+    with _file_lock(root.with_name(root.name + ".lock")):
+        wanted = absent()
+        if not wanted:
+            return
+        log(f"gimp_env: apt-get install {' '.join(wanted)} in the chroot")
+        env = ["/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND=noninteractive",
+               "LC_ALL=C.UTF-8"]
+        with _mounted_proc(root):
+            install = ["chroot", str(root), *env, "apt-get", "install", "-y", "--no-install-recommends", *wanted]
+            done = subprocess.run(install, capture_output=True, text=True)
+            if done.returncode != 0:
+                _run(["chroot", str(root), *env, "apt-get", "update"], log)
+                _run(install, log)
+            _run(["chroot", str(root), *env, "apt-get", "clean"], log)
+
+
 def _run(cmd: Sequence[str], log: Callable[[str], None], retry_update: bool = False) -> None:
     done = subprocess.run(list(cmd), capture_output=True, text=True)
     if done.returncode != 0 and retry_update:

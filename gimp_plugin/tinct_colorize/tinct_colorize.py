@@ -34,14 +34,12 @@ from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tinct_client  # noqa: E402
 import tinct_wire  # noqa: E402
+from tinct_dialog import ANIMATION_OPTIONS, COLORIZE_OPTIONS, build_dialog  # noqa: E402
 
 PROC_COLORIZE = "plug-in-tinct-colorize"
 PROC_ANIMATION = "plug-in-tinct-colorize-animation"
 PLUGIN_DIR = Path(__file__).resolve().parent
 BLEND_MODES = {"normal": Gimp.LayerMode.NORMAL, "lch-color": Gimp.LayerMode.LCH_COLOR}
-# The options each procedure offers, in dialog order (definitions: core/options.py).
-COLORIZE_OPTIONS = ("temperature", "render_size", "post", "post_strength", "selection_mask", "blend")
-ANIMATION_OPTIONS = ("temperature", "render_size", "post", "post_strength", "temporal")
 ENGINE_OPTIONS = ("temperature", "render_size", "post", "post_strength", "provenance")  # sent to the worker
 RESULT_PARASITE = "tinct-result"  # on each result layer: JSON {"source": tattoo, "settings": {...}}
 
@@ -214,23 +212,10 @@ class TinctColorize(Gimp.PlugIn):
     @staticmethod
     def _interactive_dialog(procedure: Gimp.Procedure, config: Gimp.ProcedureConfig, title: str,
                             names: tuple[str, ...]) -> bool:
-        gi.require_version("GimpUi", "3.0")
         from gi.repository import GimpUi
 
         GimpUi.init("tinct_colorize")
-        dialog = GimpUi.ProcedureDialog.new(procedure, config, title)
-        for name in names:
-            option = OPTIONS[name]
-            if option.kind in ("float", "int"):
-                # A spin scale with the option's own increments: the default label-spin widget
-                # guesses increments that GIMP 3.0's own checks then reject (LibGimpWidgets-CRITICAL).
-                widget = dialog.get_spin_scale(option.gimp_name, 1.0)
-                widget.set_increments(option.step, option.page)
-                widget.set_digits(option.digits)
-        arguments = ["model", *(OPTIONS[n].gimp_name for n in names)]
-        if procedure.find_argument("hint-layer") is not None:
-            arguments.append("hint-layer")
-        dialog.fill(arguments)
+        dialog = build_dialog(procedure, config, title, names, OPTIONS)
         accepted = dialog.run()
         dialog.destroy()
         return accepted

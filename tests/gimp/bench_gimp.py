@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=None, help="model name (default: 'default', else random:eccv16)")
     parser.add_argument("--runs", type=int, default=3, help="procedure calls (the first is cold)")
     parser.add_argument("--size", default="4000x3000", help="layer size WxH")
-    parser.add_argument("--render-size", type=int, default=0, help="render size (0: the model's default)")
+    parser.add_argument("--render-size", type=int, default=None, help="render size (default: the option table's)")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
     model = pick_model(args.model)

@@ -55,3 +55,33 @@ def test_find_gimp3_reports_only_gimp_3(monkeypatch, tmp_path):
     assert installer.find_gimp3() is None
     fake.write_text("#!/bin/sh\necho 'GNU Image Manipulation Program version 3.0.4'\n")
     assert installer.find_gimp3() == installer.Gimp3Info(fake, "3.0.4")
+
+
+def test_a_flatpak_gimp_is_found_by_its_app_folder_and_installed_into(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("PATH", str(tmp_path / "no-bin"))  # no `flatpak` command: the app folder decides
+    assert installer.find_flatpak_gimp() is None
+    (tmp_path / ".var" / "app" / "org.gimp.GIMP").mkdir(parents=True)
+    plugins = installer.find_flatpak_gimp()
+    assert plugins == tmp_path / ".var/app/org.gimp.GIMP/config/GIMP/3.0/plug-ins"
+    folder = installer.install_plugin(Path(sys.executable), ROOT, plugins, models=["default"], flatpak=True)
+    config = json.loads((folder / "tinct.json").read_text())
+    assert config["flatpak"] is True
+    assert config["runtime_dir"] == str(tmp_path / ".var/app/org.gimp.GIMP/cache/tinct")
+
+
+def test_login_entries_are_written_once_and_never_replace_a_users_file(monkeypatch, tmp_path):
+    from core.worker.cli import write_login_entry
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    command = [sys.executable, "-m", "core.worker", "--idle-timeout", "0"]
+    unit = write_login_entry("systemd", command)
+    assert unit == tmp_path / "systemd" / "user" / "tinct-worker.service"
+    assert "ExecStart=" in unit.read_text() and "core.worker" in unit.read_text()
+    assert write_login_entry("systemd", command) == unit  # the same content again: fine
+    desktop = tmp_path / "autostart" / "tinct-worker.desktop"
+    desktop.parent.mkdir(parents=True)
+    desktop.write_text("[Desktop Entry]\nName=mine\n")
+    with pytest.raises(FileExistsError, match="exists with other content"):
+        write_login_entry("desktop", command)
+    assert desktop.read_text() == "[Desktop Entry]\nName=mine\n"

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.options import TEMPERATURE
 from gimp_plugin.tinct_colorize import tinct_client as client_mod
 from gimp_plugin.tinct_colorize import tinct_rendezvous as rendezvous
 from gimp_plugin.tinct_colorize import tinct_wire as wire
@@ -264,7 +265,7 @@ def test_colorize_over_the_worker_keeps_L_and_alpha(run_dir):
     gray = np.repeat(np.linspace(0, 65535, 48 * 40, dtype=np.float64).reshape(40, 48, 1), 1, axis=2)
     pixels = np.concatenate([gray, gray, gray, rng.integers(0, 65536, (40, 48, 1))], axis=2).astype(np.uint16)
     client = _client(run_dir)
-    reply, payload = client.request("colorize", {"model": "random:eccv16", "temperature": 0.38, "render_size": 64},
+    reply, payload = client.request("colorize", {"model": "random:eccv16", "temperature": TEMPERATURE, "render_size": 64},
                                     [(wire.array_spec("pixels", "u16", pixels.shape), pixels.tobytes())])
     spec = reply["arrays"][0]
     assert spec["dtype"] == "u16" and spec["shape"] == [40, 48, 4]
@@ -274,3 +275,32 @@ def test_colorize_over_the_worker_keeps_L_and_alpha(run_dir):
     L_out = rgb2lab(out[..., :3] / 65535.0)[..., 0]
     assert np.abs(L_in - L_out).max() < 1.0
     assert reply["timing"]["engine_s"] > 0
+
+
+@pytest.mark.skipif(_engine_available() is not None, reason=str(_engine_available()))
+def test_a_client_that_goes_away_stops_a_sequence(run_dir, tmp_path):
+    """GIMP's Cancel ends the plug-in, which closes its connection: the worker stops after that frame."""
+    log = tmp_path / "worker.log"
+    with open(log, "w") as handle:
+        proc = subprocess.Popen([sys.executable, "-m", "core.worker", "--run-dir", str(run_dir), "--idle-timeout", "60"],
+                                cwd=ROOT, stderr=handle)
+    try:
+        deadline = time.monotonic() + 60
+        while not (endpoint := rendezvous.read_endpoint(run_dir)) or endpoint["pid"] != proc.pid:
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        frames = [np.full((32, 40, 1), 20 * i, np.uint8) for i in range(12)]
+        header = {"op": "colorize_sequence", "token": endpoint["token"],
+                  "options": {"model": "random:eccv16", "render_size": 32},
+                  "arrays": [wire.array_spec(f"frame{i}", "u8", f.shape) for i, f in enumerate(frames)]}
+        with rendezvous.connect(endpoint, 60) as sock:
+            wire.send_message(sock, header, [f.tobytes() for f in frames])
+            reply, _ = wire.recv_message(sock)
+            assert reply["ok"] and reply["index"] == 0
+        deadline = time.monotonic() + 60
+        while "lost the client" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        assert request(endpoint, {"op": "ping"})["ok"]  # free for the next request
+    finally:
+        stop(proc)

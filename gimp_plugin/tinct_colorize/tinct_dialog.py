@@ -1,0 +1,37 @@
+"""The plug-in's dialogs: GIMP's procedure dialog with Tinct's own widgets for numbers (needs GimpUi).
+
+Kept apart from ``tinct_colorize.py`` (which hands control to GIMP when imported) so that a
+test can build the very same dialog in a GIMP batch session with a display.
+"""
+
+from __future__ import annotations
+
+import gi
+
+gi.require_version("GimpUi", "3.0")
+from gi.repository import GimpUi  # noqa: E402
+
+# The options each procedure offers, in dialog order (definitions: core/options.py).
+COLORIZE_OPTIONS = ("temperature", "render_size", "post", "post_strength", "selection_mask", "blend", "provenance")
+ANIMATION_OPTIONS = ("temperature", "render_size", "post", "post_strength", "temporal", "provenance")
+
+
+def build_dialog(procedure, config, title: str, names: tuple[str, ...], options: dict) -> GimpUi.ProcedureDialog:
+    """The filled dialog for ``procedure`` showing the model, ``names`` (keys of ``options``) and a hint layer.
+
+    Numbers get a spin scale with the option's own increments and decimals: the default
+    label-spin widget guesses increments that GIMP 3.0's own checks reject
+    (``LibGimpWidgets-CRITICAL gimp_label_spin_set_increments``).
+    """
+    dialog = GimpUi.ProcedureDialog.new(procedure, config, title)
+    for name in names:
+        option = options[name]
+        if option.kind in ("float", "int"):
+            widget = dialog.get_spin_scale(option.gimp_name, 1.0)
+            widget.set_increments(option.step, option.page)
+            widget.set_digits(option.digits)
+    arguments = ["model", *(options[n].gimp_name for n in names)]
+    if procedure.find_argument("hint-layer") is not None:
+        arguments.append("hint-layer")
+    dialog.fill(arguments)
+    return dialog

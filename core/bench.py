@@ -1,6 +1,6 @@
 """``tinct bench``: per-stage timings of the pipeline next to a reference pipeline, in one run.
 
-The REFERENCE is the official code's recipe (REFERENCE-MODELS.md §1.5) with the same eccv16
+The REFERENCE is the official code's recipe (its demo script) with the same eccv16
 network: skimage ``rgb2lab`` / ``lab2rgb`` at full resolution, a 256x256 (squashed) network input,
 bilinear ab upsampling. Every configuration (pipeline x model x size) runs in a fresh Python
 process, so its peak memory (``resource.getrusage`` maxrss) is its own; stage times are medians
@@ -26,7 +26,7 @@ DEFAULT_SIZES = "1,12"
 DEFAULT_MODELS = "eccv16,default"
 REFERENCE_NETWORK_SIZE = 256
 RATIO_TARGET = 1.0 / 3.0
-RATIO_TARGET_MEGAPIXELS = 12  # the issue's target is stated for 12 MP photos with eccv16
+RATIO_TARGET_MEGAPIXELS = 12  # the target is stated for 12 MP photos with eccv16
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -1,7 +1,9 @@
 """The ``tinct`` command: a frame that collects sub-commands from the project's areas.
 
 Every area contributes through a module exposing ``add_parser(subparsers) -> None`` whose parsers
-set ``func=callable(args) -> int`` (see docs/CONTRACTS.md).
+set ``func=callable(args) -> int``. :data:`COMMANDS` names each command's module and its line in
+``tinct --help``; a module is imported only when one of its commands runs (or asks for its
+``--help``), so ``tinct --help`` and each command load only what they use.
 """
 
 from __future__ import annotations
@@ -12,18 +14,23 @@ import sys
 from types import ModuleType
 from typing import Sequence
 
-SUBCOMMAND_MODULES: tuple[str, ...] = (
-    "core.cli_colorize",
-    "core.bench",
-    "weights_fetch.cli",
-    "core.training.cli",
-    "core.evaluate",
-    "core.video.cli",
-    "core.post.cli",
-    "core.info",
-    "core.bench_provenance",
-    "core.worker.cli",
-)
+# command -> (module defining it, its one-line help). tests/engine/test_engine_cli.py checks that
+# each module registers exactly its commands here, with these help lines.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "colorize": ("core.cli_colorize", "colorize black-and-white photos (files, folders, globs)"),
+    "video": ("core.video.cli", "colorize a black-and-white video or a folder of numbered frames"),
+    "weights": ("weights_fetch.cli", "list, download, verify and manage model weights"),
+    "eval": ("core.evaluate", "score models on colour images (AuC, PSNR, colorfulness) against the gray baseline"),
+    "eval-post": ("core.post.cli",
+                  "measure post-processing (crf, segments, tv) on BSDS500 val against human segmentations"),
+    "eval-video": ("core.video.cli", "measure flicker (warping error) and colourfulness, and end-to-end speed"),
+    "bench": ("core.bench", "time the pipeline's stages against the reference pipeline"),
+    "bench-post": ("core.post.cli", "time each post-processing step at network resolution"),
+    "train": ("core.training.cli", "train the embedded classification model and/or the regression baseline"),
+    "info": ("core.info", "show how a Tinct output was made (its provenance record)"),
+    "bench-provenance": ("core.bench_provenance", "time what embedding the provenance record costs per file"),
+    "worker": ("core.worker.cli", "start, stop or check the engine worker (e.g. for a Flatpak GIMP)"),
+}
 
 DESCRIPTION = (
     "Tinct: automatic colorization of black-and-white photos and film "
@@ -38,27 +45,54 @@ def _is_missing(error: ModuleNotFoundError, module: str) -> bool:
     return error.name is not None and (module == error.name or module.startswith(error.name + "."))
 
 
+def _import_if_present(name: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        if not _is_missing(error, name):
+            raise
+        return None
+
+
 def contributing_modules() -> list[ModuleType]:
-    """The sub-command modules that exist in this installation, in menu order."""
-    modules = []
-    for name in SUBCOMMAND_MODULES:
-        try:
-            modules.append(importlib.import_module(name))
-        except ModuleNotFoundError as error:
-            if not _is_missing(error, name):
-                raise
-    return modules
+    """The sub-command modules that exist in this installation, in menu order (imports them all)."""
+    names = dict.fromkeys(module for module, _ in COMMANDS.values())
+    return [module for module in map(_import_if_present, names) if module is not None]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``tinct`` parser with every available sub-command."""
+def _command_named_in(argv: Sequence[str]) -> str | None:
+    """The sub-command ``argv`` asks for: its first word that is not an option (the top level has
+    no option that takes a value)."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
+def _not_installed(name: str):
+    def run(args: argparse.Namespace) -> int:
+        print(f"tinct {name}: error: this installation does not include the '{name}' command", file=sys.stderr)
+        return 2
+
+    return run
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The ``tinct`` parser. Without ``argv`` every sub-command is complete (all modules imported);
+    with it, only the module of the command ``argv`` names is imported, the others are listed."""
     parser = argparse.ArgumentParser(prog="tinct", description=DESCRIPTION)
     from . import __version__
 
     parser.add_argument("--version", action="version", version=f"tinct {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
-    for module in contributing_modules():
-        module.add_parser(subparsers)
+    if argv is None:
+        for module in contributing_modules():
+            module.add_parser(subparsers)
+    else:
+        wanted = COMMANDS.get(_command_named_in(argv) or "")
+        module = _import_if_present(wanted[0]) if wanted else None
+        if module is not None:
+            module.add_parser(subparsers)
+    for name, (_, help_line) in COMMANDS.items():
+        if name not in subparsers.choices:  # listed only (or absent from this installation)
+            subparsers.add_parser(name, help=help_line).set_defaults(func=_not_installed(name))
     return parser
 
 
@@ -67,19 +101,16 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from .imageio import ImageReadError, ImageWriteError
 
     errors: list[type[BaseException]] = [DeviceError, ImageReadError, ImageWriteError]
-    try:
-        from weights_fetch import WeightsError
-
-        errors.append(WeightsError)
-    except ModuleNotFoundError as error:
-        if not _is_missing(error, "weights_fetch"):
-            raise
+    weights_fetch = _import_if_present("weights_fetch")
+    if weights_fetch is not None:
+        errors.append(weights_fetch.WeightsError)
     return tuple(errors)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``tinct`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
     if func is None:

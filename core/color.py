@@ -17,6 +17,9 @@ observer 2, which the official Zhang et al. code uses):
   (skimage warns; we do not), and ``lab_to_rgb`` clips to ``[0, 1]`` *after* the linear -> sRGB
   transfer function (a negative linear value passes the linear segment, ×12.92, then clips to 0).
   No gamut mapping is done: each channel is clipped on its own.
+- Gamut-keeping Lab: ``lab_to_linear_rgb_keep_l``, ``lab_to_rgb_keep_l`` and ``lab_to_rgb8_keep_l``
+  take L* and ab apart and never change L*: a colour outside sRGB loses chroma (same hue) until it
+  fits, instead of being clipped per channel. They are for images (no gradient), not for training.
 
 Dtypes: float32 and float64 are computed and returned in their own dtype; float16 and
 bfloat16 are computed and returned in float32 (half precision cannot hold L* to 1e-3). Integer
@@ -29,8 +32,10 @@ recorded (see ``_by_bands``), to keep memory traffic low on 12-megapixel images.
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -48,6 +53,9 @@ __all__ = [
     "lab_to_rgb",
     "rgb_to_l",
     "gray_to_l",
+    "lab_to_linear_rgb_keep_l",
+    "lab_to_rgb_keep_l",
+    "lab_to_rgb8_keep_l",
 ]
 
 # CIE XYZ of the D65 white point, 2-degree observer, Y normalised to 1 (skimage's values).
@@ -313,3 +321,206 @@ def gray_to_l(gray: Tensor) -> Tensor:
     Same result as ``rgb_to_l`` of the grey repeated on R, G and B.
     """
     return _by_bands(_gray_to_l, _check_image(gray, 1, "gray_to_l"), 1)
+
+
+# --------------------------------------------------------------------------- gamut-keeping Lab -> RGB
+
+# The gamut-keeping conversions compute linear RGB in units of 1/65535, the resolution of the 8-bit
+# path's lookup table. A colour is in gamut when every channel truncates into [0, 65535], i.e.
+# lies within (-1/65535, 1 + 1/65535): a slack below one 16-bit step.
+_LINEAR_STEPS = 65535
+_GAMUT_BISECTION_STEPS = 5  # chroma within 1/32 of the largest scale that fits
+# Pixels per band on the CPU: the band's buffers are reused, so no band allocates (and page-faults)
+# fresh memory, and they stay in the caches.
+_GAMUT_BAND_PIXELS = 1 << 17
+_HIGH_BITS = ~0xFFFF  # an int32 outside [0, 65535] has one of these bits set (negatives too)
+
+
+def _check_lab_pair(L: Tensor, ab: Tensor, name: str) -> tuple[Tensor, Tensor]:
+    """Validate L ``[..., 1, H, W]`` and ab ``[..., 2, H, W]`` of one shape; both in L's compute dtype."""
+    L = _check_image(L, 1, f"{name}: L")
+    ab = _check_image(ab, 2, f"{name}: ab")
+    if L.shape[:-3] != ab.shape[:-3] or L.shape[-2:] != ab.shape[-2:]:
+        raise ValueError(f"{name}: L {list(L.shape)} and ab {list(ab.shape)} must match but for the channels")
+    if L.device != ab.device:
+        raise ValueError(f"{name}: L is on {L.device}, ab on {ab.device}")
+    return L.contiguous(), ab.to(L.dtype).contiguous()
+
+
+class _GamutKernel:
+    """Lab -> linear RGB in steps of 1/65535, channels last, one band of pixels at a time,
+    reporting the pixels outside sRGB; :meth:`reduce_chroma` then brings those back in.
+
+    The band buffers are allocated once for the largest band and reused (fresh full-size
+    temporaries would cost more in page faults than the arithmetic does).
+    """
+
+    def __init__(self, pixels: int, dtype: torch.dtype, device: torch.device):
+        matrix = torch.tensor(_LINEAR_RGB_FROM_NORMALISED_XYZ, dtype=torch.float64).mul_(_LINEAR_STEPS)
+        self.matrix_t = matrix.T.contiguous().to(dtype=dtype, device=device)  # rows: X, Y, Z
+        self.f = torch.empty(3 * pixels, dtype=dtype, device=device)
+        self.cube = torch.empty(3 * pixels, dtype=dtype, device=device)
+        self.linear = torch.empty(3 * pixels, dtype=dtype, device=device)
+        self.index = torch.empty(3 * pixels, dtype=torch.int32, device=device)
+        self.bits = torch.empty(pixels, dtype=torch.int32, device=device)
+
+    def band(self, L: Tensor, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``L``, ``a``, ``b``: ``[m]`` -> (linear RGB × 65535 ``[m, 3]``, its truncation ``[m, 3]``
+        int32 with the out-of-gamut pixels set to 0, int64 indices of those pixels). The first
+        two are views valid until the next call."""
+        m = L.numel()
+        f, cube = self.f[: 3 * m].view(3, m), self.cube[: 3 * m].view(3, m)
+        linear, index, bits = self.linear[: 3 * m].view(m, 3), self.index[: 3 * m].view(m, 3), self.bits[:m]
+        torch.add(L, 16.0, out=f[1]).mul_(1.0 / 116.0)
+        torch.add(f[1], a, alpha=1.0 / 500.0, out=f[0])
+        torch.add(f[1], b, alpha=-1.0 / 200.0, out=f[2]).clamp_min_(0.0)  # skimage's clip of fz
+        torch.mm(_lab_f_inverse_into(f, cube).T, self.matrix_t, out=linear)
+        index.copy_(linear)  # truncates; NaN becomes INT_MIN, which counts as outside
+        torch.bitwise_or(index[:, 0], index[:, 1], out=bits).bitwise_or_(index[:, 2]).bitwise_and_(_HIGH_BITS)
+        outside = _flat_nonzero(bits)
+        if outside.numel():
+            index.index_fill_(0, outside, 0)
+        return linear, index, outside
+
+    def reduce_chroma(self, L: Tensor, a: Tensor, b: Tensor) -> Tensor:
+        """``[k]`` L*, a, b of colours outside sRGB -> ``[k, 3]`` linear RGB × 65535 in
+        [0, 65535] of the same L* and hue, with the largest chroma scale of 1/32, 2/32, ... 31/32
+        that fits (bisection), or the gray of that L* when none does. A non-finite a or b counts as 0
+        (its pixel was reported out of gamut)."""
+        a, b = (torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0) for x in (a, b))
+        fy = L.add(16.0).mul_(1.0 / 116.0)
+        y_part = _lab_f_inverse_into(fy[:, None].clone(), torch.empty_like(fy[:, None])) * self.matrix_t[1]
+        xz_matrix = self.matrix_t[0::2].contiguous()
+        a_step, b_step = a * (1.0 / 500.0), b * (-1.0 / 200.0)
+        f = torch.empty(2, L.numel(), dtype=L.dtype, device=L.device)
+        cube = torch.empty_like(f)
+
+        def linear_at(chroma: Tensor) -> Tensor:
+            torch.addcmul(fy, chroma, a_step, out=f[0])
+            torch.addcmul(fy, chroma, b_step, out=f[1]).clamp_min_(0.0)
+            return torch.addmm(y_part, _lab_f_inverse_into(f, cube).T, xz_matrix)
+
+        fitting = torch.zeros_like(L)  # the largest chroma scale known to fit (gray always does)
+        step = 1.0
+        for _ in range(_GAMUT_BISECTION_STEPS):
+            step *= 0.5
+            candidate = linear_at(fitting + step)
+            fits = (candidate.amin(1) > -1.0).logical_and_(candidate.amax(1) < _LINEAR_STEPS + 1.0)
+            fitting.add_(fits, alpha=step)
+        return linear_at(fitting).clamp_(0.0, float(_LINEAR_STEPS))
+
+
+def _lab_f_inverse_into(f: Tensor, out: Tensor) -> Tensor:
+    """Inverse CIE companding of ``f`` into ``out`` (same shape); ``f`` is overwritten.
+
+    Computes ``max(f, t)^3 + min(f - t, 0) / 7.787``: below the threshold ``t`` that is
+    ``t^3 + (f - t) / 7.787``, 4e-8 from skimage's ``(f - 16/116) / 7.787`` (the linear branch
+    is the cube's tangent at ``t``), with no masked select.
+    """
+    torch.clamp_min(f, _LAB_INVERSE_THRESHOLD, out=out)
+    f.sub_(out)
+    return out.pow_(3).add_(f, alpha=1.0 / _LAB_KAPPA_SLOPE)
+
+
+def _flat_nonzero(values: Tensor) -> Tensor:
+    """Indices of the non-zero entries of a 1-D tensor (int64, on its device)."""
+    if values.device.type == "cpu":  # numpy's is several times faster than torch's on the CPU
+        return torch.from_numpy(np.flatnonzero(values.numpy()))
+    return values.nonzero().squeeze(1)
+
+
+def _keep_l_images(L: Tensor, ab: Tensor, store: Callable[[int, Tensor | slice, Tensor, Tensor], None]) -> None:
+    """Gamut-keeping linear RGB of every image, handed over in pieces: ``store(image, where,
+    linear, index)`` with ``where`` the pixels (a band's ``slice`` or int64 indices), ``linear``
+    ``[m, 3]`` linear RGB × 65535 and ``index`` its int32 truncation in [0, 65535]."""
+    pixels = L.shape[-2] * L.shape[-1]
+    images = L.numel() // max(1, pixels)
+    L_flat = L.reshape(images, pixels)
+    ab_flat = ab.reshape(images, 2, pixels)
+    band = min(pixels, _GAMUT_BAND_PIXELS) if L.device.type == "cpu" else pixels
+    kernel = _GamutKernel(band, L.dtype, L.device)
+    with torch.no_grad():
+        for image in range(images):
+            l_img, a_img, b_img = L_flat[image], ab_flat[image, 0], ab_flat[image, 1]
+            outside = []
+            for start in range(0, pixels, band):
+                stop = min(pixels, start + band)
+                linear, index, out_of_gamut = kernel.band(l_img[start:stop], a_img[start:stop], b_img[start:stop])
+                store(image, slice(start, stop), linear, index)
+                if out_of_gamut.numel():
+                    outside.append(out_of_gamut.add_(start))
+            if outside:  # the out-of-gamut pixels of all bands, in bands of their own
+                everywhere = torch.cat(outside)
+                for start in range(0, everywhere.numel(), band):
+                    where = everywhere[start : start + band]
+                    linear = kernel.reduce_chroma(*(x.index_select(0, where) for x in (l_img, a_img, b_img)))
+                    store(image, where, linear, linear.to(torch.int32))
+
+
+def lab_to_linear_rgb_keep_l(L: Tensor, ab: Tensor) -> Tensor:
+    """L* and ab -> linear sRGB with L* kept exactly: a colour outside sRGB keeps its hue and loses
+    chroma (bisection on the chroma scale, to within 1/32 of the most that fits) instead of being
+    clipped per channel, which would change its lightness.
+
+    Args:
+        L: ``[..., 1, H, W]`` float L* in [0, 100].
+        ab: ``[..., 2, H, W]`` float ab units, same leading shape and device.
+    Returns:
+        ``[..., 3, H, W]`` linear RGB in [0, 1] (float32, or float64 for float64 input).
+    Raises:
+        TypeError: for a non-tensor or non-floating input. ValueError: for a wrong or mismatched shape.
+    """
+    L, ab = _check_lab_pair(L, ab, "lab_to_linear_rgb_keep_l")
+    out = torch.empty((*L.shape[:-3], 3, *L.shape[-2:]), dtype=L.dtype, device=L.device)
+    planes = out.view(-1, 3, L.shape[-2] * L.shape[-1])
+
+    def store(image: int, where: Tensor | slice, linear: Tensor, index: Tensor) -> None:
+        if isinstance(where, slice):
+            torch.mul(linear.T, 1.0 / _LINEAR_STEPS, out=planes[image, :, where])
+        else:
+            planes[image].index_copy_(1, where, linear.T * (1.0 / _LINEAR_STEPS))
+
+    _keep_l_images(L, ab, store)
+    return out.clamp_(0.0, 1.0)
+
+
+def lab_to_rgb_keep_l(L: Tensor, ab: Tensor) -> Tensor:
+    """L* and ab -> sRGB ``[..., 3, H, W]`` in [0, 1] with L* kept (see :func:`lab_to_linear_rgb_keep_l`)."""
+    return linear_to_srgb(lab_to_linear_rgb_keep_l(L, ab)).clamp_(0.0, 1.0)
+
+
+@functools.lru_cache(maxsize=4)
+def _srgb8_lut(device: torch.device) -> Tensor:
+    """8-bit sRGB code of the linear values ``[i, i + 1) / 65535``, taken at their middle (uint8)."""
+    linear = torch.arange(_LINEAR_STEPS + 1, dtype=torch.float64).add_(0.5).div_(_LINEAR_STEPS)
+    codes = _linear_to_srgb(linear).mul_(255.0).add_(0.5).clamp_(0.0, 255.0)
+    return codes.to(torch.uint8).to(device)
+
+
+def lab_to_rgb8_keep_l(L: Tensor, ab: Tensor) -> Tensor:
+    """L* and ab -> 8-bit sRGB pixels, channels last, with L* kept (see :func:`lab_to_linear_rgb_keep_l`).
+
+    The transfer curve is a 65536-entry lookup table on the linear value: within half a code step
+    of the exact conversion plus the table's own step (a few pixels round one code apart).
+
+    Args:
+        L: ``[..., 1, H, W]`` float L* in [0, 100].
+        ab: ``[..., 2, H, W]`` float ab units, same leading shape and device.
+    Returns:
+        ``[..., H, W, 3]`` uint8 on L's device.
+    Raises:
+        TypeError: for a non-tensor or non-floating input. ValueError: for a wrong or mismatched shape.
+    """
+    L, ab = _check_lab_pair(L, ab, "lab_to_rgb8_keep_l")
+    out = torch.empty((*L.shape[:-3], *L.shape[-2:], 3), dtype=torch.uint8, device=L.device)
+    codes = out.view(-1, L.shape[-2] * L.shape[-1] * 3)
+    lut = _srgb8_lut(L.device)
+
+    def store(image: int, where: Tensor | slice, linear: Tensor, index: Tensor) -> None:
+        if isinstance(where, slice):
+            torch.index_select(lut, 0, index.view(-1), out=codes[image, 3 * where.start : 3 * where.stop])
+        else:
+            codes[image].view(-1, 3).index_copy_(0, where, lut.index_select(0, index.view(-1)).view(-1, 3))
+
+    _keep_l_images(L, ab, store)
+    return out

@@ -10,7 +10,8 @@ Stages (timed by ``tinct bench`` through :func:`record_stage_times`):
 3. ``decode``: decoding of the output into ab (``core.decode``; optional ``core.post`` steps).
 4. ``upsample``: edge-aware upsampling of ab guided by the full-resolution L (``core.upsample``).
 5. ``merge``: the ORIGINAL L with the ab into RGB, reducing chroma where a colour falls outside
-   sRGB so that L* stays exactly the input's (:func:`lab_to_rgb_keep_l`, :func:`quantize_rgb`).
+   sRGB so that L* stays exactly the input's (:func:`merge_to_pixels`, with ``core.color``'s
+   gamut-keeping conversions).
 
 ``Colorizer.colorize_L`` is the one path every caller goes through (CLI, GIMP worker, video).
 """
@@ -31,7 +32,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from .color import gray_to_l, lab_to_xyz, linear_to_srgb, rgb_to_l, rgb_to_lab, xyz_to_linear_rgb
+from .color import gray_to_l, lab_to_rgb8_keep_l, lab_to_rgb_keep_l, rgb_to_l, rgb_to_lab
 from .content import CONTENT_CHOICES, PROFILES, resolve_content
 from .decode import DECODE_METHODS, DEFAULT_TEMPERATURE, decode_logits
 from .device import inference_dtype, resolve_device
@@ -50,14 +51,10 @@ DEFAULT_RENDER_SIZE = RENDER_SIZE
 MIN_RENDER_SIZE = int(OPTIONS["render_size"].minimum)
 MAX_RENDER_SIZE = int(OPTIONS["render_size"].maximum)
 DEFAULT_BATCH_SIZE = BATCH_SIZE
-# Linear-RGB slack before a colour counts as out of gamut (far below one 16-bit step).
-_GAMUT_TOLERANCE = 1e-5
-_MERGE_BAND_PIXELS = 1 << 19  # measured: smaller bands cost more in per-op overhead than they save
 # Full-resolution stages (L, guided upsampling, merge) run over bands of about this many pixels,
 # so their float32 temporaries stay bounded whatever the image size (measured, 24 MP 8-bit gray:
 # 80 MB beyond the 69 MB output array, against 340 MB unbanded).
 _FULL_RES_BAND_PIXELS = 1 << 21
-_GAMUT_BISECTION_STEPS = 5  # chroma within 1/32 of the largest that fits
 
 
 # --------------------------------------------------------------------------------- stage timing
@@ -259,61 +256,9 @@ def luminance_from_pixels(color: np.ndarray, device: torch.device | str = "cpu")
     return gray_to_l(unit) if color.shape[2] == 1 else rgb_to_l(unit)
 
 
-def _linear_from_lab(lab: Tensor) -> Tensor:
-    return xyz_to_linear_rgb(lab_to_xyz(lab))
-
-
-def linear_keep_l(L: Tensor, ab: Tensor) -> Tensor:
-    """Lab -> linear sRGB in [0, 1] with L* kept exactly: out-of-gamut colours lose chroma (same
-    hue, bisection on the chroma scale) instead of being clipped per channel, which would change
-    their lightness.
-
-    Args:
-        L: ``[N, 1, H, W]`` float32 L* in [0, 100].
-        ab: ``[N, 2, H, W]`` float32 ab units.
-    Returns:
-        ``[N, 3, H, W]`` float32 linear RGB in [0, 1].
-    """
-    linear = _linear_from_lab(torch.cat([L, ab], dim=1))
-    outside = (linear.amin(dim=1) < -_GAMUT_TOLERANCE) | (linear.amax(dim=1) > 1.0 + _GAMUT_TOLERANCE)
-    if bool(outside.any()):
-        n, y, x = outside.nonzero(as_tuple=True)
-        l_pts = L[n, 0, y, x]  # [k]
-        ab_pts = ab[n, :, y, x]  # [k, 2]
-        low = torch.zeros_like(l_pts)  # chroma scale known to be in gamut (gray always is)
-        high = torch.ones_like(l_pts)
-        best = _points_linear(l_pts, torch.zeros_like(ab_pts))  # [k, 3], the gray of that L
-        for _ in range(_GAMUT_BISECTION_STEPS):
-            mid = (low + high) * 0.5
-            candidate = _points_linear(l_pts, ab_pts * mid[:, None])
-            inside = ((candidate >= -_GAMUT_TOLERANCE) & (candidate <= 1.0 + _GAMUT_TOLERANCE)).all(dim=1)
-            low = torch.where(inside, mid, low)
-            high = torch.where(inside, high, mid)
-            best = torch.where(inside[:, None], candidate, best)
-        linear.permute(0, 2, 3, 1)[n, y, x] = best
-    return linear.clamp_(0.0, 1.0)
-
-
-def lab_to_rgb_keep_l(L: Tensor, ab: Tensor) -> Tensor:
-    """Lab -> sRGB ``[N, 3, H, W]`` float32 in [0, 1] with L* kept exactly (see :func:`linear_keep_l`)."""
-    return linear_to_srgb(linear_keep_l(L, ab)).clamp_(0.0, 1.0)
-
-
-@functools.lru_cache(maxsize=4)
-def _srgb8_lut(device: torch.device) -> Tensor:
-    """sRGB 8-bit code of every linear value ``i / 65535`` (65536 entries, uint8)."""
-    linear = torch.arange(65536, dtype=torch.float64).div_(65535.0).view(1, 1, -1).repeat(3, 1, 1)
-    codes = linear_to_srgb(linear)[0, 0].mul_(255.0).add_(0.5).clamp_(0.0, 255.0)
-    return codes.to(torch.uint8).to(device)
-
-
 def merge_to_pixels(L: Tensor, ab: Tensor, dtype: np.dtype) -> np.ndarray:
-    """The ORIGINAL L and the predicted ab -> ``[H, W, 3]`` sRGB pixels of ``dtype``.
-
-    Works in bands of rows so the chain of per-pixel operations stays in the CPU caches at
-    12 MP. 8-bit output encodes linear values through a 16-bit lookup table (error below 0.05 of
-    a code step near black, where the sRGB curve is steepest); 16-bit and float outputs use the
-    exact transfer function.
+    """The ORIGINAL L and the predicted ab -> ``[H, W, 3]`` sRGB pixels of ``dtype``, L* kept
+    (``core.color.lab_to_rgb8_keep_l`` for 8-bit output, ``lab_to_rgb_keep_l`` otherwise).
 
     Args:
         L: ``[1, 1, H, W]`` float32 L* in [0, 100].
@@ -323,24 +268,10 @@ def merge_to_pixels(L: Tensor, ab: Tensor, dtype: np.dtype) -> np.ndarray:
         ``[H, W, 3]`` numpy array; its L* is the input's up to the output's rounding.
     """
     dtype = np.dtype(dtype)
-    height, width = L.shape[-2:]
     ab = ab.to(device=L.device, dtype=torch.float32)
-    if dtype != np.uint8:
-        return quantize_rgb(lab_to_rgb_keep_l(L, ab)[0], dtype)
-    lut = _srgb8_lut(L.device)
-    out = torch.empty(height, width, 3, dtype=torch.uint8, device=L.device)
-    rows = max(1, _MERGE_BAND_PIXELS // width)
-    for top in range(0, height, rows):
-        band = slice(top, top + rows)
-        linear = linear_keep_l(L[:, :, band], ab[:, :, band])[0]
-        index = linear.mul_(65535.0).add_(0.5).to(torch.int32)
-        out[band] = lut[index].permute(1, 2, 0)
-    return out.cpu().numpy()
-
-
-def _points_linear(l_pts: Tensor, ab_pts: Tensor) -> Tensor:
-    lab = torch.cat([l_pts[:, None], ab_pts], dim=1).T.reshape(3, 1, -1)
-    return _linear_from_lab(lab).reshape(3, -1).T
+    if dtype == np.uint8:
+        return lab_to_rgb8_keep_l(L, ab)[0].cpu().numpy()
+    return quantize_rgb(lab_to_rgb_keep_l(L, ab)[0], dtype)
 
 
 def quantize_rgb(rgb: Tensor, dtype: np.dtype) -> np.ndarray:

@@ -1,9 +1,19 @@
-"""Project-wide pytest set-up: keep torch to the machine's cores and make runs repeatable."""
+"""Project-wide pytest set-up: repeatable runs, and no test reads the shared data folder.
+
+``TINCT_SHARED`` (see ``core.paths.shared_dir``) points at an empty folder for the whole session,
+so a test that needs images makes them (or uses what the repository ships) wherever it runs,
+with or without ``../shared`` beside the checkout.
+"""
+
+import os
+import tempfile
 
 import torch
 
 torch.manual_seed(0)
 
+_EMPTY_SHARED = tempfile.TemporaryDirectory(prefix="tinct-no-shared-")
+os.environ["TINCT_SHARED"] = _EMPTY_SHARED.name
 
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402

@@ -1,4 +1,4 @@
-"""Post-processing of the colour prediction against blotches and halos (issue 6).
+"""Post-processing of the colour prediction against blotches and halos.
 
 Three optional, composable steps at the network's output resolution (see ``apply_post``):
 ``crf`` (mean-field CRF over the bin distribution, ``crf.py``), ``segments`` (confidence-weighted

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from core.color import rgb_to_l
-from core.pipeline import join_alpha, lab_to_rgb_keep_l, luminance_from_pixels, split_alpha
+from core.color import lab_to_rgb_keep_l, rgb_to_l
+from core.pipeline import join_alpha, luminance_from_pixels, split_alpha
 
 _PEAK = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
@@ -78,6 +78,6 @@ def _is_gray(rgb: np.ndarray) -> bool:
 def merge(L: Tensor, ab: Tensor) -> Tensor:
     """Original L ``[N, 1, H, W]`` + ab ``[N, 2, H, W]`` -> sRGB ``[N, 3, H, W]`` in ``[0, 1]``.
 
-    Out-of-gamut colours lose chroma (``core.pipeline.lab_to_rgb_keep_l``), so L* is the input's.
+    Out-of-gamut colours lose chroma (``core.color.lab_to_rgb_keep_l``), so L* is the input's.
     """
     return lab_to_rgb_keep_l(L.float(), ab.float())

@@ -46,7 +46,7 @@ def test_engine_bench_reports_ratio_skips_and_json(tmp_path, capsys, monkeypatch
     out = capsys.readouterr().out
     assert code == 0
     assert "tinct eccv16" in out and "REFERENCE (eccv16)" in out and "weights 'tinct-small' are missing" in out
-    # the 1/3 target is stated for 12 MP, so only that line carries a verdict
+    # the 1/3 target is stated for 12 MP, so only that line carries a verdict
     assert "12 MP end-to-end, tinct eccv16 / REFERENCE: 0.250  (target <= 0.333: met)" in out
     assert "0.01 MP end-to-end, tinct eccv16 / REFERENCE: 0.250\n" in out
     saved = json.loads(report.read_text())

@@ -51,12 +51,54 @@ def test_engine_tinct_entry_point_runs_in_a_fresh_process():
         assert option in result.stdout
 
 
-def test_engine_frame_skips_only_missing_modules(monkeypatch):
-    monkeypatch.setattr(cli, "SUBCOMMAND_MODULES", ("core.cli_colorize", "core.no_such_module_yet"))
-    assert [m.__name__ for m in cli.contributing_modules()] == ["core.cli_colorize"]
+def test_engine_frame_skips_only_missing_modules(monkeypatch, capsys):
+    monkeypatch.setitem(cli.COMMANDS, "later", ("core.no_such_module_yet", "a command this installation lacks"))
+    assert "core.no_such_module_yet" not in [m.__name__ for m in cli.contributing_modules()]
     error = ModuleNotFoundError("No module named 'some_dependency'", name="some_dependency")
     assert not cli._is_missing(error, "core.video.cli")
     assert cli._is_missing(ModuleNotFoundError(name="core.video"), "core.video.cli")
+    code, _, err = _run(["later"], capsys)
+    assert code == 2 and err.strip() == "tinct later: error: this installation does not include the 'later' command"
+
+
+def test_engine_command_table_agrees_with_the_modules():
+    """Each module registers exactly the commands COMMANDS gives it, with the same help lines."""
+    import argparse
+
+    by_module: dict[str, dict[str, str]] = {}
+    for command, (module, help_line) in cli.COMMANDS.items():
+        by_module.setdefault(module, {})[command] = help_line
+    for module in cli.contributing_modules():
+        subparsers = argparse.ArgumentParser().add_subparsers()
+        module.add_parser(subparsers)
+        registered = {action.dest: action.help for action in subparsers._choices_actions}
+        assert registered == by_module[module.__name__], module.__name__
+    assert {"core.cli_colorize", "core.bench", "core.video.cli", "core.post.cli"} <= {
+        m.__name__ for m in cli.contributing_modules()}
+
+
+def test_engine_help_and_each_command_import_only_their_own_module():
+    """``tinct --help`` loads neither torch nor numpy; ``tinct CMD --help`` loads CMD's module and
+    no other command's."""
+    modules = sorted({module for module, _ in cli.COMMANDS.values()})
+    probe = (
+        "import sys, core.cli as c\n"
+        "try:\n    c.main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        f"names = {['torch', 'numpy', 'cv2', 'core.training.loop', *modules]!r}\n"
+        "print(' '.join(n for n in names if n in sys.modules), file=sys.stderr)\n"
+    )
+
+    def loaded(*argv: str) -> set[str]:
+        done = subprocess.run([sys.executable, "-c", probe, *argv], cwd=PROJECT_ROOT, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return set(done.stderr.strip().splitlines()[-1].split()) if done.stderr.strip() else set()
+
+    assert loaded("--help") == set()
+    assert loaded("bench", "--help") == {"core.bench"}
+    for command in ("bench-post", "eval-video"):
+        own = cli.COMMANDS[command][0]
+        assert loaded(command, "--help") & {*modules, "core.training.loop"} == {own}
 
 
 def test_engine_colorize_files_keeps_alpha_bits_and_icc(tmp_path, capsys, tiny_models):

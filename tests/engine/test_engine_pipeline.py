@@ -8,12 +8,11 @@ import torch
 from PIL import Image, ImageCms
 
 from engine_stand_ins import gradient_gray
-from core.color import rgb_to_l
+from core.color import lab_to_rgb_keep_l, rgb_to_l
 from core.device import DeviceError, inference_dtype, resolve_device
 from core.pipeline import (
     Colorizer,
     colorize,
-    lab_to_rgb_keep_l,
     luminance_from_pixels,
     render_geometry,
 )
@@ -194,9 +193,10 @@ def test_engine_cuda_half_matches_cpu(gray8):
 
 
 def test_engine_banded_8bit_merge_matches_exact_conversion(monkeypatch):
+    import core.color as color
     import core.pipeline as pipeline
 
-    monkeypatch.setattr(pipeline, "_MERGE_BAND_PIXELS", 64)  # many bands, the last one partial
+    monkeypatch.setattr(color, "_GAMUT_BAND_PIXELS", 64)  # many bands, the last one partial
     torch.manual_seed(1)
     L = torch.rand(1, 1, 37, 23) * 100
     ab = torch.randn(1, 2, 37, 23) * 40

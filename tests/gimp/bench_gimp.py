@@ -56,8 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     gimp = gimp_env.ensure_gimp3()
     with gimp_env.gimp3_session(gimp) as session:
         folder = session.host_path(session.new_dir("bench-"))
-        photos = sorted((ROOT.parent / "shared" / "data" / "imagenet-samples").glob("*.JPEG"))
-        base = Image.open(photos[0]).convert("L") if photos else Image.linear_gradient("L")
+        base = Image.open(ROOT / "core" / "samples" / "garbage_truck.jpg").convert("L")  # the bundled photo
         base.resize((width, height), Image.BICUBIC).save(folder / "bench.png", compress_level=1)
         profile = folder / "profile.jsonl"
         params = {"out_dir": str(session.inner_path(folder)), "model": model.lower().replace(":", "-"),

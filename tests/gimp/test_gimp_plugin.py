@@ -46,9 +46,12 @@ def run_gimp(session, cases: list[dict], env: dict | None = None) -> tuple[Path,
 
 def write_inputs(session) -> dict[str, str]:
     """Test images (a real photo, small), as paths GIMP sees."""
-    photo = sorted((ROOT.parent / "shared" / "data" / "imagenet-samples").glob("*.JPEG"))
-    source = Image.open(photo[0]).convert("RGB").resize(SIZE) if photo else Image.radial_gradient("L").convert(
-        "RGB").resize(SIZE)
+    # The bundled sample photo (black and white), tinted so that the RGB input has real colour.
+    gray = np.asarray(Image.open(ROOT / "core" / "samples" / "garbage_truck.jpg").convert("L").resize(SIZE),
+                      dtype=np.float32)
+    ramp = np.linspace(0.55, 1.0, SIZE[0], dtype=np.float32)[None, :]
+    tint = np.stack([ramp, np.full_like(ramp, 0.85), ramp[:, ::-1]], axis=2)
+    source = Image.fromarray((gray[:, :, None] * tint + 0.5).astype(np.uint8), "RGB")
     folder = session.host_path(session.new_dir("in-"))
     paths = {"gray": folder / "gray.png", "rgb": folder / "rgb.png", "gray16": folder / "gray16.png"}
     source.convert("L").save(paths["gray"])

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-from core.paths import data_dir
 from core.post.cli import main as post_cli_main
 from core.post.measure import (
     ValImage,
@@ -65,12 +64,39 @@ def test_bench_post_times_each_combination():
     assert all(seconds > 0 for seconds in results.values())
 
 
-@pytest.mark.skipif(not (data_dir() / "bsds500" / "groundTruth" / "val").is_dir(), reason="needs shared BSDS500")
-def test_load_bsds_val_reads_images_and_segmentations():
-    (image,) = load_bsds_val(data_dir(), limit=1)
+def _write_bsds_like(root, names=("12003", "3096"), size=(40, 56)) -> None:
+    """A tiny data folder in BSDS500's layout: val JPEGs and groundTruth .mat files holding a
+    MATLAB cell array of structs with a ``Segmentation`` field (four human segmentations each)."""
+    from PIL import Image
+    from scipy.io import savemat
+
+    (root / "bsds500" / "val").mkdir(parents=True)
+    (root / "bsds500" / "groundTruth" / "val").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    h, w = size
+    for name in names:
+        rgb = (rng.random((h, w, 3)) * 255).astype(np.uint8)
+        Image.fromarray(rgb).save(root / "bsds500" / "val" / f"{name}.jpg", quality=95)
+        cell = np.empty((1, 4), dtype=object)
+        for k in range(4):
+            segmentation = np.ones((h, w), dtype=np.uint16)
+            segmentation[:, w * (k + 1) // 5 :] = 2
+            cell[0, k] = {"Segmentation": segmentation, "Boundaries": np.zeros((h, w), dtype=bool)}
+        savemat(root / "bsds500" / "groundTruth" / "val" / f"{name}.mat", {"groundTruth": cell})
+
+
+def test_load_bsds_val_reads_images_and_segmentations(tmp_path):
+    _write_bsds_like(tmp_path)
+    images = load_bsds_val(tmp_path, limit=1)
+    assert [image.name for image in images] == ["12003"]  # sorted by name, limited
+    (image,) = images
     h, w = image.L.shape
+    assert (h, w) == (40, 56)
     assert image.ab.shape == (2, h, w) and 0 <= image.L.min() and image.L.max() <= 100
-    assert len(image.segmentations) >= 4 and image.segmentations[0].shape == (h, w)
+    assert np.abs(image.ab).max() > 20  # the colour of the JPEG, in ab units
+    assert len(image.segmentations) == 4 and image.segmentations[0].shape == (h, w)
+    assert set(np.unique(image.segmentations[1])) == {1, 2}
+    assert len(load_bsds_val(tmp_path)) == 2
 
 
 def test_eval_post_cli_reports_bad_input_in_one_line(tmp_path, capsys):

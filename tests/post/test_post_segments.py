@@ -5,7 +5,7 @@ from core.post import homogenize_ab, homogenize_log_probs, pool_in_segments, seg
 from core.decode import decode_logits
 from core.post.segments import distribution_confidence
 from core.post.synthetic import logits_from_ab
-from post_scenes import BLUE, ORANGE, coarse_bins, region_std, two_region_scene
+from post_scenes import ORANGE, coarse_bins, region_std, two_region_scene
 
 
 @pytest.mark.parametrize("method", ["slic", "felzenszwalb"])
@@ -40,11 +40,17 @@ def _blotchy_object():
 
 def test_segments_recolour_a_blotchy_object_with_its_confident_colour():
     bins, L, ab, log_prob = _blotchy_object()
-    decode = lambda lp: decode_logits(lp, bins, logit_fold=1.0, method="annealed", temperature=0.38)
+
+    def decode(lp):
+        return decode_logits(lp, bins, logit_fold=1.0, method="annealed", temperature=0.38)
+
     raw = decode(log_prob)
     out = decode(homogenize_log_probs(log_prob, segment_L(L, method="felzenszwalb"), strength=1.0))
     assert region_std(out) < 0.3 * region_std(raw)
-    patch_error = lambda x: float((x[..., 4:14, 2:10] - ab[..., 4:14, 2:10]).norm(dim=1).mean())
+
+    def patch_error(x):
+        return float((x[..., 4:14, 2:10] - ab[..., 4:14, 2:10]).norm(dim=1).mean())
+
     assert patch_error(out) < 0.3 * patch_error(raw)
 
 

@@ -9,13 +9,14 @@ import av
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from core.cli import build_parser
 from core.models import create_model
 from core.pipeline import Colorizer
 from core.video import synth
 from core.video.temporal import colorize_sequence
-from video_support import make_clip, packets, video_times
+from video_support import make_clip, packets, synthetic_photos, video_times
 
 
 @pytest.fixture(autouse=True)
@@ -69,7 +70,12 @@ def test_tinct_video_bad_input_is_one_line_error(tmp_path, capsys):
     assert not (tmp_path / "o.mp4").exists()
 
 
-def test_eval_video_simulated_reports_numbers(tmp_path, capsys):
+def test_eval_video_simulated_reports_numbers(tmp_path, capsys, monkeypatch):
+    photos = tmp_path / "shared" / "data" / "imagenet-samples"  # where eval-video looks for its photos
+    photos.mkdir(parents=True)
+    for index, photo in enumerate(synthetic_photos(3, seed=4)):
+        Image.fromarray(photo).save(photos / f"photo{index}.JPEG", quality=95)
+    monkeypatch.setenv("TINCT_SHARED", str(tmp_path / "shared"))
     out = tmp_path / "eval.json"
     rc = _run(["eval-video", "--clips", "1", "--size", "96x64", "--shots", "6,4", "--simulate", "8", "--json", str(out)])
     assert rc == 0

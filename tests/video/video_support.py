@@ -52,10 +52,33 @@ class Clip:
     gray: list[np.ndarray]
 
 
+def synthetic_photos(n: int, seed: int = 0, height: int = 240, width: int = 320) -> list[np.ndarray]:
+    """``n`` colour "photos" ``[H, W, 3]`` uint8 made here, so the tests need no data set: a smooth
+    two-colour gradient under textured discs and bars of random colours, each photo with its own
+    brightness (consecutive shots differ in their luma histograms, as real cuts do)."""
+    rng = np.random.default_rng(seed)
+    y = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None, None]
+    x = np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :, None]
+    photos = []
+    for index in range(n):
+        level = 0.25 + 0.5 * ((index * 0.618 + rng.uniform(0, 0.2)) % 1.0)
+        top, bottom = rng.uniform(0.2, 1.0, 3), rng.uniform(0.2, 1.0, 3)
+        image = (top * (1 - y) + bottom * y) * (0.8 + 0.4 * x) * level
+        for _ in range(14):
+            cy, cx, radius = rng.uniform(0, height), rng.uniform(0, width), rng.uniform(8, 50)
+            yy, xx = np.ogrid[:height, :width]
+            inside = (yy - cy) ** 2 + (xx - cx) ** 2 < radius**2
+            if rng.random() < 0.4:  # a bar instead of a disc
+                inside = (np.abs(yy - cy) < radius / 3) & (np.abs(xx - cx) < radius * 1.5)
+            image[inside] = rng.uniform(0.05, 1.0, 3) * (0.6 + 0.8 * level)
+        image = image + rng.normal(0.0, 0.04, (height, width, 1)).astype(np.float32)  # texture for the flow
+        photos.append((np.clip(image, 0.0, 1.0) * 255 + 0.5).astype(np.uint8))
+    return photos
+
+
 def make_clip(width: int = 128, height: int = 80, shots: tuple[int, ...] = (12, 10), seed: int = 3,
               grain: float = 3.0) -> Clip:
-    paths = synth.sample_photo_paths(max(len(shots), 2), seed=seed)
-    photos = synth.load_photos(paths)
+    photos = synthetic_photos(max(len(shots), 2), seed=seed)
     spec = synth.random_spec(len(photos), width, height, shots, photo_sizes=[p.shape[:2] for p in photos],
                              grain=grain, noise=1.0, seed=seed)
     color = list(synth.render_clip(photos, spec))

@@ -1,0 +1,82 @@
+"""Layers point one way (docs/CONTRACTS.md), checked on every import statement, lazy ones included."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+MEASURING = ("core.bench", "core.evaluate", "core.metrics", "core.post.measure", "core.post.synthetic",
+             "core.post.cli", "core.video.evaluate", "core.video.synth", "core.training")
+# The library the commands, the worker and the plug-in's engine run on (command modules may also host a
+# measuring command, so they are not listed).
+RUNTIME = ("core/__init__.py", "core/color.py", "core/bins.py", "core/decode.py", "core/upsample.py", "core/device.py",
+           "core/loading.py", "core/pipeline.py", "core/imageio.py", "core/paths.py", "core/models", "core/worker",
+           "core/post/__init__.py", "core/post/crf.py", "core/post/segments.py", "core/post/tv.py",
+           "core/post/mask.py", "core/post/steps.py", "core/video/io.py", "core/video/pipeline.py",
+           "core/video/temporal.py", "core/video/flow.py", "core/video/frames.py")
+PURE = ("core/color.py", "core/bins.py", "core/decode.py", "core/upsample.py", "core/post/crf.py",
+        "core/post/segments.py", "core/post/tv.py", "core/post/mask.py", "core/post/steps.py")
+
+
+def _files(entries: tuple[str, ...]) -> list[Path]:
+    files: list[Path] = []
+    for entry in entries:
+        path = ROOT / entry
+        files.extend(sorted(path.rglob("*.py")) if path.is_dir() else [path])
+    return files
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Absolute names of every module ``path`` imports, anywhere in the file."""
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parts, base] if base else parts)
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _within(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def test_layers_runtime_never_imports_measuring_code():
+    offending = {str(f.relative_to(ROOT)): sorted(n for n in imported_modules(f) if _within(n, MEASURING))
+                 for f in _files(RUNTIME)}
+    assert {f: n for f, n in offending.items() if n} == {}
+
+
+def test_layers_pure_maths_imports_no_io_cli_or_gimp():
+    edge = ("PIL", "cv2", "av", "core.imageio", "core.pipeline", "core.cli", "core.worker", "core.video",
+            "gimp_plugin", "weights_fetch", "requests", "tqdm")
+    offending = {str(f.relative_to(ROOT)): sorted(n for n in imported_modules(f) if _within(n, edge))
+                 for f in _files(PURE)}
+    assert {f: n for f, n in offending.items() if n} == {}
+
+
+def test_layers_plugin_uses_the_standard_library_and_gimp_only():
+    folder = ROOT / "gimp_plugin" / "tinct_colorize"
+    siblings = tuple(p.stem for p in folder.glob("*.py"))
+    allowed = (*sys.stdlib_module_names, "gi", *siblings, "gimp_plugin.tinct_colorize")
+    offending = {p.name: sorted(n for n in imported_modules(p) if n and not _within(n, allowed))
+                 for p in folder.glob("*.py")}
+    assert {f: n for f, n in offending.items() if n} == {}
+
+
+def test_layers_import_scanner_sees_lazy_and_relative_imports(tmp_path, monkeypatch):
+    package = tmp_path / "core" / "video"
+    package.mkdir(parents=True)
+    module = package / "sample.py"
+    module.write_text("import os\nfrom ..bench import run\n\ndef f():\n    from . import synth\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    assert {"os", "core.bench", "core.bench.run", "core.video", "core.video.synth"} <= imported_modules(module)

@@ -109,9 +109,12 @@ def test_engine_colorize_l_options_are_checked(tiny_colorizer):
 
 def test_engine_decode_and_temperature_change_the_colour(tiny_colorizer):
     L = torch.from_numpy(gradient_gray(32, 48, np.float32) * 100)[None, None]
-    vivid = tiny_colorizer.colorize_L(L, temperature=0.2)
-    dull = tiny_colorizer.colorize_L(L, decode="mean")
-    assert vivid.norm(dim=1).mean() > dull.norm(dim=1).mean()
+    temperatures = (0.1, 0.2, 0.38, 0.7, 1.0)
+    chroma = [float(tiny_colorizer.colorize_L(L, temperature=t).norm(dim=1).mean()) for t in temperatures]
+    assert all(colder > warmer + 0.2 for colder, warmer in zip(chroma, chroma[1:])), chroma  # T acts, monotonically
+    torch.testing.assert_close(tiny_colorizer.colorize_L(L, temperature=1.0), tiny_colorizer.colorize_L(L, decode="mean"))
+    mode = float(tiny_colorizer.colorize_L(L, decode="mode").norm(dim=1).mean())
+    assert abs(chroma[0] - mode) < abs(chroma[-1] - mode)  # towards the mode as T falls
 
 
 def test_engine_mask_colorize_keeps_input_outside_mask(tiny_colorizer):

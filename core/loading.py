@@ -12,7 +12,7 @@ import torch.nn as nn
 import weights_fetch
 from weights_fetch.digest import sha256_of
 
-from .models import create_model
+from .models import create_model, list_architectures
 
 _CACHE: dict[tuple[str, str, str], nn.Module] = {}
 _LOCK = threading.Lock()
@@ -37,6 +37,11 @@ def build_from_state(tensors: dict[str, torch.Tensor], metadata: dict[str, str],
     if not arch:
         raise weights_fetch.CheckpointError(f"weights of {name!r} do not say which architecture they are for")
     config = json.loads(metadata.get("config") or "{}")
+    if arch not in list_architectures():
+        raise weights_fetch.CheckpointError(
+            f"weights of {name!r} are for architecture {arch!r}, which this Tinct does not have "
+            f"(it has {', '.join(list_architectures())})"
+        )
     model = create_model(arch, **config)
     expected = {k for k in model.state_dict() if not k.endswith("num_batches_tracked")}
     given = {k for k in tensors if not k.endswith("num_batches_tracked")}

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from weights_fetch import cache as _weights_cache
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-BUNDLED_WEIGHTS_DIR = PROJECT_ROOT / "core" / "weights"
+BUNDLED_WEIGHTS_DIR = _weights_cache.BUNDLED_DIR  # where the bundled weights ship; weights_fetch says where
 SAMPLES_DIR = PROJECT_ROOT / "core" / "samples"
 
 

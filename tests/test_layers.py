@@ -80,3 +80,9 @@ def test_layers_import_scanner_sees_lazy_and_relative_imports(tmp_path, monkeypa
     module.write_text("import os\nfrom ..bench import run\n\ndef f():\n    from . import synth\n")
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     assert {"os", "core.bench", "core.bench.run", "core.video", "core.video.synth"} <= imported_modules(module)
+
+
+def test_layers_weights_fetch_imports_nothing_from_the_engine():
+    offending = {str(f.relative_to(ROOT)): sorted(n for n in imported_modules(f) if _within(n, ("core",)))
+                 for f in sorted((ROOT / "weights_fetch").rglob("*.py"))}
+    assert {f: n for f, n in offending.items() if n} == {}

@@ -20,6 +20,9 @@ from .catalog import WeightsEntry
 from .errors import CacheError
 
 HOME_ENV = "TINCT_HOME"
+# The bundled weights ship in the engine's folder beside this package; found by location, so that
+# weights_fetch imports nothing from the engine (which imports weights_fetch).
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "core" / "weights"
 
 
 def default_cache_root(
@@ -81,10 +84,8 @@ def lock_path(entry: WeightsEntry) -> Path:
 
 
 def bundled_path(entry: WeightsEntry) -> Path:
-    """Where a bundled entry's file ships (read at call time so a relocated tree is honoured)."""
-    from core import paths
-
-    return Path(paths.BUNDLED_WEIGHTS_DIR) / entry.file
+    """Where a bundled entry's file ships: :data:`BUNDLED_DIR` (read at call time)."""
+    return BUNDLED_DIR / entry.file
 
 
 def ensure_dir(path: Path) -> Path:

@@ -18,7 +18,6 @@ from .errors import CatalogError, UnknownWeights
 
 PACKAGED_CATALOG = Path(__file__).with_name("catalog.json")
 EXTRA_CATALOG_ENV = "TINCT_WEIGHTS_CATALOG"
-ARCHITECTURES = ("eccv16", "siggraph17", "tinct_unet")
 
 _HEX = re.compile(r"[0-9a-f]+")
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
@@ -28,8 +27,9 @@ _NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
 class WeightsEntry:
     """One catalog entry.
 
-    ``file`` is a bare file name: under ``core.paths.BUNDLED_WEIGHTS_DIR`` for bundled entries,
-    the download's name otherwise. ``sha256`` is the full digest or, where only that is known,
+    ``file`` is a bare file name: under ``cache.BUNDLED_DIR`` for bundled entries, the
+    download's name otherwise. ``arch`` names an architecture of the engine's model registry,
+    which checks it when the weights are loaded. ``sha256`` is the full digest or, where only that is known,
     a prefix of it (at least 8 hex digits); ``None`` for bundled entries, which are checked by
     loading them instead. ``size`` is in bytes, ``None`` when unknown.
     """
@@ -136,8 +136,8 @@ def _parse_entry(raw: Any, where: str) -> WeightsEntry:
     if not file or file != Path(file).name or "/" in file or "\\" in file:
         raise CatalogError(f"{where}: \"file\" must be a bare file name, got {file!r}")
     arch = field("arch", str)
-    if arch not in ARCHITECTURES:
-        raise CatalogError(f"{where}: unknown architecture {arch!r} (one of {', '.join(ARCHITECTURES)})")
+    if not _NAME.fullmatch(arch):
+        raise CatalogError(f"{where}: bad architecture name {arch!r}")
     bundled = field("bundled", bool)
     urls = field("urls", list, [])
     if not all(isinstance(u, str) and u.startswith(("http://", "https://")) for u in urls):

@@ -13,11 +13,11 @@ from weights_fetch.errors import VerificationError, WeightsError, WeightsMissing
 @pytest.fixture
 def bundled_dir(tmp_path, monkeypatch, weights_env):
     """A stand-in for ``core/weights`` (the real one is being filled by the training run)."""
-    import core.paths
+    from weights_fetch import cache
 
     folder = tmp_path / "bundled"
     folder.mkdir()
-    monkeypatch.setattr(core.paths, "BUNDLED_WEIGHTS_DIR", folder)
+    monkeypatch.setattr(cache, "BUNDLED_DIR", folder)
     return folder
 
 

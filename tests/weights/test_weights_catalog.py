@@ -67,7 +67,7 @@ def test_extra_catalog_adds_entries_but_cannot_redefine(tmp_path, monkeypatch, w
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"arch": "resnet"}, "unknown architecture 'resnet'"),
+        ({"arch": "Res Net"}, "bad architecture name 'Res Net'"),
         ({"file": "../escape.pth"}, "must be a bare file name"),
         ({"sha256": "xyz"}, "8 to 64 hex digits"),
         ({"urls": []}, "needs \"urls\" and \"sha256\""),
@@ -94,3 +94,28 @@ def test_unreadable_extra_catalog(tmp_path, monkeypatch, weights_env):
     monkeypatch.setenv("TINCT_WEIGHTS_CATALOG", str(tmp_path / "bad.json"))
     with pytest.raises(CatalogError, match="is not valid JSON"):
         catalog.entries()
+
+
+def test_catalog_architectures_are_the_model_registry_s():
+    """The catalog names architectures; the registry is the one list of them."""
+    from core.models import list_architectures
+
+    assert {entry.arch for entry in catalog.entries()} <= set(list_architectures())
+
+
+def test_weights_for_an_unknown_architecture_are_refused_in_one_line():
+    import torch
+
+    from core.loading import build_from_state
+    from weights_fetch import CheckpointError
+
+    with pytest.raises(CheckpointError, match="architecture 'resnet', which this Tinct does not have") as error:
+        build_from_state({"w": torch.zeros(1)}, {"arch": "resnet"}, "in-house")
+    assert "\n" not in str(error.value)
+
+
+def test_the_bundled_folder_has_one_definition():
+    import core.paths
+    from weights_fetch import cache
+
+    assert core.paths.BUNDLED_WEIGHTS_DIR == cache.BUNDLED_DIR == core.paths.PROJECT_ROOT / "core" / "weights"

@@ -1,4 +1,4 @@
-"""Issue 10 item 2: what a TIFF input carries must not leak into the outputs.
+"""What a TIFF input carries must not leak into the outputs.
 
 An 8-bit grayscale TIFF in gave a TIFF out that Pillow could not open (the input's
 BitsPerSample / Photometric tags were carried over), the same TIFF tags leaked into PNG and JPEG
@@ -7,7 +7,8 @@ outputs as EXIF, and a TIFF without resolution came out claiming 1 dpi.
 
 from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
+
 import pytest
 from PIL import Image
 
@@ -19,7 +20,7 @@ from core import cli
 LAYOUT_TAGS = set(range(256, 270)) | {273} | set(range(277, 285)) | {317, 338, 339}
 
 
-def _colorize(tmp_path, source, fmt, capsys) -> "Path":
+def _colorize(tmp_path, source, fmt, capsys) -> Path:
     code = cli.main(["colorize", str(source), "--format", fmt, "--out-dir", str(tmp_path / "out"),
                      "--model", "tiny", "--device", "cpu"])
     assert code == 0, capsys.readouterr().err

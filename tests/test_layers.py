@@ -9,11 +9,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 MEASURING = ("core.bench", "core.evaluate", "core.metrics", "core.post.measure", "core.post.synthetic",
-             "core.post.cli", "core.video.evaluate", "core.video.synth", "core.training")
+             "core.post.cli", "core.video.evaluate", "core.video.synth", "core.training", "core.content_fit")
 # The library the commands, the worker and the plug-in's engine run on (command modules may also host a
 # measuring command, so they are not listed).
 RUNTIME = ("core/__init__.py", "core/color.py", "core/bins.py", "core/decode.py", "core/upsample.py", "core/device.py",
            "core/loading.py", "core/pipeline.py", "core/imageio.py", "core/paths.py", "core/models", "core/worker",
+           "core/content.py",
            "core/post/__init__.py", "core/post/crf.py", "core/post/segments.py", "core/post/tv.py",
            "core/post/mask.py", "core/post/steps.py", "core/video/io.py", "core/video/pipeline.py",
            "core/video/temporal.py", "core/video/flow.py", "core/video/frames.py")

@@ -45,6 +45,7 @@ def test_features_are_bounded_and_size_independent():
     f_big, f_small = content.content_features(_L(page)), content.content_features(_L(small))
     assert f_big.shape == (len(content.FEATURE_NAMES),) and torch.isfinite(f_big).all()
     assert (f_big >= -1).all() and (f_big <= 1).all()
+    assert f_small.shape == f_big.shape and (f_small >= -1).all() and (f_small <= 1).all()
     assert abs(content.document_score(_L(page)) - content.document_score(_L(small))) < 0.3
 
 

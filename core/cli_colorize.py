@@ -27,6 +27,7 @@ _GLOB_CHARS = set("*?[")
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add ``colorize`` to the ``tinct`` sub-commands."""
     from .content import CONTENT_CHOICES
+    from .reference import DEFAULT_STRENGTH, PALETTES
 
     p = subparsers.add_parser(
         "colorize",
@@ -61,6 +62,27 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--content", choices=CONTENT_CHOICES, default="auto",
                    help="what the images show, which selects the decode profile: photo, document (scanned pages), "
                    "or auto (default: a detector on the lightness decides per image)")
+    control = p.add_argument_group("user control (see the README's 'User control')")
+    hints = control.add_mutually_exclusive_group()
+    hints.add_argument("--hints", type=Path, metavar="FILE",
+                       help="RGBA image the size of the input: pixels with alpha > 0 are colour hints (their colour "
+                            "gives the hue and saturation, the lightness is the photo's); models that take hints only")
+    hints.add_argument("--hints-dir", type=Path, metavar="DIR",
+                       help="a hint image per input in DIR with the input's stem; inputs without one run automatically")
+    reference = control.add_mutually_exclusive_group()
+    reference.add_argument("--reference", type=Path, metavar="FILE",
+                           help="colour photo whose palette steers the colours (classification models only)")
+    reference.add_argument("--reference-dir", type=Path, metavar="DIR",
+                           help="a reference photo per input in DIR with the input's stem; inputs without one run as usual")
+    reference.add_argument("--palette", choices=PALETTES,
+                           help="a named palette for document scans, used like a reference photo")
+    control.add_argument("--reference-strength", type=float, default=DEFAULT_STRENGTH, metavar="S",
+                         help=f"how strongly the reference or palette steers, >= 0 (default {DEFAULT_STRENGTH})")
+    confidence = control.add_mutually_exclusive_group()
+    confidence.add_argument("--confidence", type=Path, metavar="FILE",
+                            help="also write the confidence map (grayscale PNG, white = confident) here; one input only")
+    confidence.add_argument("--confidence-dir", type=Path, metavar="DIR",
+                            help="write a confidence map per input into DIR as STEM.png")
     p.add_argument("--fetch", action="store_true", help="download the model's weights if they are not present")
     p.add_argument("--suffix", default=DEFAULT_SUFFIX, help=f"added to output names (default {DEFAULT_SUFFIX})")
     p.add_argument("--format", choices=sorted(FORMAT_SUFFIX), dest="output_format",
@@ -191,6 +213,16 @@ def _check_arguments(args: argparse.Namespace) -> str | None:
         return f"--max-megapixels must be > 0, got {args.max_megapixels}"
     if args.mask_colorize and args.mask is None:
         return "--mask-colorize needs --mask FILE"
+    if not args.reference_strength >= 0.0:
+        return f"--reference-strength must be >= 0, got {args.reference_strength}"
+    for name in ("hints_dir", "reference_dir"):
+        folder = getattr(args, name)
+        if folder is not None and not folder.is_dir():
+            return f"--{name.replace('_', '-')} {folder} is not a folder"
+    if args.confidence_dir is not None and args.confidence_dir.exists() and not args.confidence_dir.is_dir():
+        return f"--confidence-dir {args.confidence_dir} is not a folder"
+    if args.confidence is not None and args.confidence.suffix.lower() != ".png":
+        return f"--confidence {args.confidence}: the confidence map is written as PNG; name it *.png"
     if not 1 <= args.jpeg_quality <= 100:
         return f"--jpeg-quality must be in 1..100, got {args.jpeg_quality}"
     if args.output is not None and args.output.suffix.lower() not in OUTPUT_FORMATS and not args.output_format:
@@ -251,14 +283,24 @@ def tqdm_write(message: str) -> None:
     tqdm.write(message, file=sys.stderr)
 
 
-def _colorize_each(colorizer, ready: list[tuple[Job, DecodedImage]], options: dict, mask, chosen: dict) -> list:
-    """The colorized pixels of each image, or a one-line reason why the engine failed on it.
+def _colorize_each(colorizer, ready: list[tuple[Job, DecodedImage]], options: dict, mask, chosen: dict,
+                   controls: dict | None = None) -> list:
+    """The colorized pixels of each image (with ``options["confidence"]``, (pixels, confidence)), or a
+    one-line reason why the engine failed on it.
 
     A batch that fails is retried image by image, so one image too large for the memory does
     not take the others with it. ``chosen`` counts the content (photo / document) of each image done.
+    ``controls`` maps a job's source to its (hint RGBA or None, reference or None).
     """
+    controls = controls or {}
+
     def attempt(group):
         per_image = {"mask": [mask] * len(group)} if mask is not None else {}
+        pairs = [controls.get(job.source, (None, None)) for job, _ in group]
+        if any(h is not None for h, _ in pairs):
+            per_image["hints"] = [h for h, _ in pairs]
+        if any(r is not None for _, r in pairs):
+            per_image["reference"] = [r for _, r in pairs]
         results = colorizer.colorize_arrays([d.pixels for _, d in group], **options, **per_image)
         for kind in colorizer.last_content:
             chosen[kind] += 1
@@ -270,7 +312,7 @@ def _colorize_each(colorizer, ready: list[tuple[Job, DecodedImage]], options: di
         if len(ready) == 1:
             reason = "out of memory" if isinstance(error, MemoryError) else _one_line(error)
             return [f"the engine failed ({reason})"]
-    return [_colorize_each(colorizer, [item], options, mask, chosen)[0] for item in ready]
+    return [_colorize_each(colorizer, [item], options, mask, chosen, controls)[0] for item in ready]
 
 
 def _prepare_out_dir(folder: Path) -> str | None:
@@ -306,6 +348,21 @@ def _unwritable(jobs: list[Job]) -> tuple[list[Job], list[str]]:
     return kept, problems
 
 
+def _control_inputs(job: Job, decoded: DecodedImage, args: argparse.Namespace, reference):
+    """(hint RGBA or None, reference or None) for one input, from --hints/--hints-dir and
+    --reference/--reference-dir/--palette; raises ``ControlInputError`` with one line."""
+    from .cli_control import read_hint_image, read_reference, same_stem
+
+    size = decoded.pixels.shape[:2]
+    hint_path = args.hints if args.hints is not None else (
+        same_stem(args.hints_dir, job.source.stem) if args.hints_dir is not None else None)
+    hint = read_hint_image(hint_path, size) if hint_path is not None else None
+    if args.reference_dir is not None:
+        path = same_stem(args.reference_dir, job.source.stem)
+        reference = read_reference(path) if path is not None else None
+    return hint, reference
+
+
 def run(args: argparse.Namespace) -> int:
     """Colorize every input; returns 0 when all succeeded, 1 when any failed, 2 for bad arguments."""
     problem = _check_arguments(args)
@@ -325,6 +382,17 @@ def run(args: argparse.Namespace) -> int:
     jobs, plan_problems = plan_jobs(files, args)
     jobs, folder_problems = _unwritable(jobs)
     plan_problems += folder_problems
+    for flag, value in (("--hints", args.hints), ("--confidence", args.confidence)):
+        if value is not None and len(jobs) + len(plan_problems) > 1:
+            print(f"tinct colorize: error: {flag} FILE takes a single input, got {len(jobs) + len(plan_problems)}; "
+                  f"use {flag}-dir DIR", file=sys.stderr)
+            return 2
+    from .cli_control import ControlInputError, model_problem, plan_confidence, read_reference
+
+    confidence_paths, confidence_problems = plan_confidence(jobs, args)
+    if confidence_problems:
+        jobs = [job for job in jobs if job.source in confidence_paths]
+    plan_problems += confidence_problems
     problems += plan_problems
     for message in problems:
         print(f"tinct colorize: error: {message}", file=sys.stderr)
@@ -341,21 +409,41 @@ def run(args: argparse.Namespace) -> int:
         except ImageReadError as error:
             print(f"tinct colorize: error: --mask: {error}", file=sys.stderr)
             return 2
+    reference = None
+    if args.reference is not None:
+        try:
+            reference = read_reference(args.reference)
+        except ControlInputError as error:
+            print(f"tinct colorize: error: {error}", file=sys.stderr)
+            return 2
+    elif args.palette is not None:
+        reference = args.palette
 
     from .pipeline import Colorizer
 
     colorizer = Colorizer(args.model, args.device, fetch=args.fetch)  # WeightsMissing -> the frame prints its how-to
+    problem = model_problem(colorizer, args)
+    if problem:
+        print(f"tinct colorize: error: {problem}", file=sys.stderr)
+        return 2
 
     options = dict(temperature=args.temperature, decode=args.decode, render_size=args.render_size, post=post,
                    post_strength=args.post_strength, batch_size=args.batch_size, content=args.content)
     if mask is not None:
         options["mask_colorize"] = args.mask_colorize
+    if reference is not None or args.reference_dir is not None:
+        options["reference_strength"] = args.reference_strength
+    if confidence_paths:
+        options["confidence"] = True
 
     record = None
     if args.provenance:
         from .provenance import record_from_settings
 
-        record = record_from_settings(colorizer.settings(**options, mask=mask))
+        steering = reference is not None or args.reference_dir is not None
+        hinted = args.hints is not None or args.hints_dir is not None
+        record = record_from_settings(colorizer.settings(**options, mask=mask, reference=True if steering else None,
+                                                         hints=True if hinted else None))
 
     from tqdm import tqdm
 
@@ -371,25 +459,35 @@ def run(args: argparse.Namespace) -> int:
     try:
         with sigterm_as_interrupt():
             for batch in _batches(jobs, args.batch_size, fail, args.max_megapixels):
-                ready = []
+                ready, controls = [], {}
                 for job, decoded in batch:
                     if mask is not None and mask.shape != decoded.pixels.shape[:2]:
                         fail(job, f"{job.source}: the mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
                                   f"{decoded.pixels.shape[1]}x{decoded.pixels.shape[0]}")
-                    else:
-                        ready.append((job, decoded))
+                        continue
+                    try:
+                        controls[job.source] = _control_inputs(job, decoded, args, reference)
+                    except ControlInputError as error:
+                        fail(job, f"{job.source}: {error}")
+                        continue
+                    ready.append((job, decoded))
                 if not ready:
                     continue
-                results = _colorize_each(colorizer, ready, options, mask, chosen)
+                results = _colorize_each(colorizer, ready, options, mask, chosen, controls)
                 del batch
-                for (job, decoded), pixels in zip(ready, results):
-                    if isinstance(pixels, str):
-                        fail(job, f"{job.source}: {pixels}")
+                for (job, decoded), result in zip(ready, results):
+                    if isinstance(result, str):
+                        fail(job, f"{job.source}: {result}")
                         continue
+                    pixels, confidence = result if confidence_paths else (result, None)
                     try:
                         write_image(job.target, _to_storable(pixels), icc_profile=decoded.icc_profile,
                                     exif=decoded.exif, dpi=decoded.dpi, jpeg_quality=args.jpeg_quality,
                                     provenance=None if record is None else replace(record, time=utc_now()))
+                        if confidence is not None:
+                            from .cli_control import write_confidence
+
+                            write_confidence(confidence_paths[job.source], confidence)
                     except ImageWriteError as error:
                         fail(job, str(error))
                         continue

@@ -36,9 +36,11 @@ from .color import gray_to_l, lab_to_rgb8_keep_l, lab_to_rgb_keep_l, rgb_to_l, r
 from .content import CONTENT_CHOICES, PROFILES, resolve_content
 from .decode import DECODE_METHODS, DEFAULT_TEMPERATURE, decode_logits
 from .device import inference_dtype, resolve_device
+from .hints import hints_at_resolution, hints_from_rgba
 from .inputcheck import check_pixels
 from .options import BATCH_SIZE, OPTIONS, RENDER_SIZE
 from .options import check as check_option
+from .reference import DEFAULT_STRENGTH
 from .upsample import RowUpsampler, apply_coefficients, enlarges, guided_coefficients
 
 # Chosen by measuring eccv16's network time against render size (2 CPU cores, 4:3 photo):
@@ -192,20 +194,10 @@ def render_from_pixels(color: np.ndarray, geometry: RenderGeometry, device: torc
 
 
 def _hints_for_render(hint_ab: Tensor, hint_mask: Tensor, geometry: RenderGeometry) -> tuple[Tensor, Tensor]:
-    """Full-resolution hints -> render size: a cell is hinted when any of its pixels is, with the
-    mean ab of its hinted pixels; padding carries no hints."""
-    size = (geometry.height, geometry.width)
-    mask = (hint_mask > 0.5).float()
-    if mask.shape[-2] >= size[0] and mask.shape[-1] >= size[1]:
-        coverage = F.adaptive_avg_pool2d(mask, size)
-        ab_sum = F.adaptive_avg_pool2d(hint_ab.float() * mask, size)
-    else:
-        coverage = F.interpolate(mask, size=size, mode="nearest")
-        ab_sum = F.interpolate(hint_ab.float() * mask, size=size, mode="nearest")
-    hinted = coverage > 0
-    ab = torch.where(hinted, ab_sum / coverage.clamp_min(1e-12), torch.zeros_like(ab_sum))
+    """Full-resolution hints -> render size (``core.hints.hints_at_resolution``); padding carries no hints."""
+    ab, mask = hints_at_resolution(hint_ab, hint_mask, (geometry.height, geometry.width))
     pad = (0, geometry.padded_width - geometry.width, 0, geometry.padded_height - geometry.height)
-    return F.pad(ab, pad), F.pad(hinted.float(), pad)
+    return F.pad(ab, pad), F.pad(mask, pad)
 
 
 # --------------------------------------------------------------------------------- colour stages
@@ -345,6 +337,8 @@ class _Item:
     hint_ab: Tensor | None = None
     hint_mask: Tensor | None = None
     content: str = "auto"  # as asked; ``_predict_low`` resolves "auto" to "photo" or "document" (the decode profile)
+    reference_bias: Tensor | None = None  # [Q] logit bias toward a reference's ab histogram
+    confidence: Tensor | None = None  # [n, 1, H, W] when asked for
 
     def L_rows(self, top: int, bottom: int, device: torch.device) -> Tensor:
         """L* of rows ``top:bottom``, ``[n, 1, rows, W]``."""
@@ -450,7 +444,7 @@ class Colorizer:
             "render_size": int(opts.get("render_size") or DEFAULT_RENDER_SIZE),
             "post": [str(step) for step in opts.get("post") or ()],
             "post_strength": float(opts.get("post_strength", 1.0)),
-            "hints": used(opts.get("hint_ab")) or used(opts.get("hint_mask")),
+            "hints": used(opts.get("hints")) or used(opts.get("hint_ab")) or used(opts.get("hint_mask")),
             "reference": used(opts.get("reference")),
             "mask": used(opts.get("mask")),
             "mask_colorize": bool(opts.get("mask_colorize")),
@@ -474,7 +468,10 @@ class Colorizer:
         hint_mask: Tensor | Sequence[Tensor | None] | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         content: str = "auto",
-    ) -> Tensor | list[Tensor]:
+        reference: Any = None,
+        reference_strength: float = DEFAULT_STRENGTH,
+        confidence: bool = False,
+    ) -> Tensor | list[Tensor] | tuple[Tensor, Tensor] | tuple[list[Tensor], list[Tensor]]:
         """Predict full-resolution ab for full-resolution L.
 
         Args:
@@ -498,10 +495,19 @@ class Colorizer:
                 its render; an ``[N, ...]`` tensor gets one choice); selects the decode profile of
                 ``core.content.PROFILES``.
                 The choices made are recorded in :attr:`last_content`, one per image (tensor or list entry).
+            reference: steer the palette toward a reference's ab histogram (classification models
+                only; ``core.reference``): a palette name, a PIL image, an ``[H, W, 3|4]`` pixel
+                array or a ``[23, 23]`` grid histogram; in list form also a list, one per image (None = none).
+            reference_strength: exponent of the re-weighting, >= 0 (0 = off, 1 = default).
+            confidence: also return the confidence map (classification models only,
+                ``core.confidence``), upsampled like ab.
         Returns:
-            ``[N, 2, H, W]`` float32 ab on L's device (a list of ``[1, 2, Hi, Wi]`` for list input).
+            ``[N, 2, H, W]`` float32 ab on L's device (a list of ``[1, 2, Hi, Wi]`` for list input);
+            with ``confidence``, the pair (ab, confidence ``[N, 1, H, W]`` float32 in [0, 1], 1 = confident).
         """
         self._check_options(temperature, decode, post, post_strength, batch_size)
+        if confidence:
+            self._require_distribution("has no confidence map")
         if content not in CONTENT_CHOICES:
             raise ValueError(f"unknown content {content!r}; choose one of {', '.join(CONTENT_CHOICES)}")
         render_size = DEFAULT_RENDER_SIZE if render_size is None else int(render_size)
@@ -518,23 +524,54 @@ class Colorizer:
             items = self._make_items(Ls, render_size, mask, mask_colorize, source_ab, hint_ab, hint_mask, as_list)
             for item in items:
                 item.content = content
+            self._set_references(items, reference, reference_strength, as_list)
             results = [torch.empty(item.n, 2, *item.size, device=self.device) for item in items]
 
             def keep(index: int, top: int, bottom: int, L_rows: Tensor, ab_rows: Tensor) -> None:
                 results[index][:, :, top:bottom] = ab_rows
 
-            self._full_resolution(items, temperature, decode, post, post_strength, batch_size, mask_colorize, keep)
+            self._full_resolution(items, temperature, decode, post, post_strength, batch_size, mask_colorize, keep,
+                                  confidence)
         results = [ab.to(device) for ab, device in zip(results, out_devices)]
+        if confidence:
+            maps = [item.confidence.to(device) for item, device in zip(items, out_devices)]
+            return (results, maps) if as_list else (results[0], maps[0])
         return results if as_list else results[0]
 
+    def _require_distribution(self, what: str) -> None:
+        if self.model.output != "logits":
+            raise ValueError(f"model {self.name!r} is a regression model: it predicts one colour per pixel, "
+                             f"not a distribution, so it {what}")
+
+    def _set_references(self, items: list[_Item], reference: Any, strength: float, as_list: bool) -> None:
+        """Map the reference(s) to per-item logit biases over this model's bins."""
+        per_image = list(reference) if as_list and isinstance(reference, (list, tuple)) else [reference] * len(items)
+        if len(per_image) != len(items):
+            raise ValueError(f"reference: expected one entry per image ({len(items)}), got {len(per_image)}")
+        if all(r is None for r in per_image):
+            return
+        self._require_distribution("cannot be steered by a reference or palette")
+        from .reference import histogram_on_bins, reference_logit_bias, resolve_reference
+
+        for item, ref in zip(items, per_image):
+            if ref is not None:
+                probs = histogram_on_bins(resolve_reference(ref), self.bin_centers)
+                item.reference_bias = reference_logit_bias(probs, strength, self.logit_fold)
+
     def _full_resolution(self, items: list[_Item], temperature, decode, post, post_strength, batch_size,
-                         mask_colorize: bool, emit: Callable[[int, int, int, Tensor, Tensor], None]) -> None:
+                         mask_colorize: bool, emit: Callable[[int, int, int, Tensor, Tensor], None],
+                         confidence: bool = False) -> None:
         """Network and decoding at low resolution, then upsampled ab for every band of rows of every
-        item, handed to ``emit(index, top, bottom, L_rows, ab_rows)`` (the caller keeps or merges it)."""
-        ab_low, guide_low = self._predict_low(items, temperature, decode, post, post_strength, batch_size)
+        item, handed to ``emit(index, top, bottom, L_rows, ab_rows)`` (the caller keeps or merges it).
+        With ``confidence``, each item's ``confidence`` is filled too (upsampled like ab)."""
+        ab_low, guide_low, conf_low = self._predict_low(items, temperature, decode, post, post_strength, batch_size,
+                                                        confidence)
         for index, (item, (plain, processed), guide) in enumerate(zip(items, ab_low, guide_low)):
             with _stage("upsample", self.device):
                 models = [self._guided_model(ab, guide, item.size) for ab in (plain, processed) if ab is not None]
+                conf_model = self._guided_model(conf_low[index], guide, item.size) if confidence else None
+            if confidence:
+                item.confidence = torch.empty(item.n, 1, *item.size, device=self.device)
             height, width = item.size
             banded = isinstance(models[0][0], RowUpsampler)
             rows = band_rows(width) if banded else height  # a grid finer than the image: one band
@@ -543,6 +580,8 @@ class Colorizer:
                 L_rows = item.L_rows(top, bottom, self.device)
                 with _stage("upsample", self.device):
                     ab_rows = self._ab_rows(item, models, L_rows, top, bottom, processed is not None, mask_colorize)
+                    if conf_model is not None:
+                        item.confidence[:, :, top:bottom] = apply_coefficients(*conf_model, L_rows, top).clamp_(0.0, 1.0)
                 emit(index, top, bottom, L_rows, ab_rows)
 
     @staticmethod
@@ -625,19 +664,28 @@ class Colorizer:
             raise ValueError(f"{name} must be [{n},{channels},{size[0]},{size[1]}], got {shape}")
         return value.to(device=self.device, dtype=torch.float32).expand(n, -1, -1, -1)
 
-    def _predict_low(self, items, temperature, decode, post, post_strength, batch_size):
+    def _predict_low(self, items, temperature, decode, post, post_strength, batch_size, confidence=False):
         """Network + decode at output resolution, batching renders of equal padded size.
 
-        Returns per item: (ab without post, ab with post or None) ``[n, 2, oh, ow]``, and the
-        guide L ``[n, 1, oh, ow]`` the network saw, pooled to the output grid.
+        Returns per item: (ab without post, ab with post or None) ``[n, 2, oh, ow]``, the
+        guide L ``[n, 1, oh, ow]`` the network saw, pooled to the output grid, and (with
+        ``confidence``, else None) the confidence ``[n, 1, oh, ow]`` of the (re-weighted) distribution.
         """
         with _stage("network", self.device):
             renders, raw_out = self._run_renders(items, batch_size)
         with _stage("content", self.device):
             self._choose_content(items, renders)
-        ab_low, guide_low = [], []
+        ab_low, guide_low, conf_low = [], [], []
         with _stage("decode", self.device):
             for item, render, out in zip(items, renders, raw_out):
+                if item.reference_bias is not None:
+                    from .reference import reweight_logits
+
+                    out = reweight_logits(out, item.reference_bias)
+                if confidence:
+                    from .confidence import confidence_from_logits
+
+                    conf_low.append(confidence_from_logits(out, self.logit_fold))
                 g = item.geometry
                 profile = PROFILES[item.content]
                 t = temperature * profile.temperature_scale
@@ -651,7 +699,7 @@ class Colorizer:
                     processed = None if processed is None else processed * profile.chroma_scale
                 ab_low.append((plain, processed))
                 guide_low.append(guide)
-        return ab_low, guide_low
+        return ab_low, guide_low, (conf_low if confidence else None)
 
     def _choose_content(self, items: list[_Item], renders: list[Tensor]) -> None:
         """Resolve each item's ``content``; ``auto`` is decided on the render (L* at render size, its
@@ -747,11 +795,14 @@ class Colorizer:
             pixels: ``[H, W]`` or ``[H, W, 1..4]`` (gray, gray+alpha, RGB, RGBA), uint8 | uint16 |
                 float32 in [0, 1]; a colour input is treated as its L*.
             **opts: as :meth:`colorize_L`; ``mask`` is ``[H, W]``; ``hint_ab`` ``[H, W, 2]`` and
-                ``hint_mask`` ``[H, W]`` arrays are accepted too.
+                ``hint_mask`` ``[H, W]`` arrays are accepted too, and ``hints``: an RGBA hint image
+                ``[H, W, 4]`` (or PIL image) whose pixels with alpha > 0 are colour hints
+                (``core.hints.hints_from_rgba``; the model must accept hints).
         Returns:
             ``[H, W, 3|4]`` RGB(A) of the input's dtype, alpha unchanged; its L* equals the input's
             up to the output's rounding. With ``mask_colorize``, pixels where the mask is 0 are
-            the input's own.
+            the input's own. With ``confidence=True`` the pair (pixels, ``[H, W]`` float32
+            confidence in [0, 1]).
         """
         for key in _PER_IMAGE_OPTIONS:
             if opts.get(key) is not None:
@@ -761,10 +812,18 @@ class Colorizer:
     def colorize_arrays(self, images: Sequence[np.ndarray], **opts: Any) -> list[np.ndarray]:
         """:meth:`colorize_array` for several images in one go (same-size renders share a batch).
 
-        The per-image options ``mask``, ``hint_ab`` and ``hint_mask`` are lists, one entry per image.
+        The per-image options ``mask``, ``hints``, ``hint_ab`` and ``hint_mask`` are lists, one
+        entry per image (None = none); ``reference`` is one for all or a list. With
+        ``confidence=True`` returns a list of (pixels, confidence) pairs.
         """
         images = [check_pixels(p) for p in images]
         parts = [split_alpha(p) for p in images]
+        if opts.get("hints") is not None:
+            self._hints_to_options(opts, [p.shape[:2] for p in images])
+        opts.pop("hints", None)
+        confidence = bool(opts.get("confidence", False))
+        if confidence:
+            self._require_distribution("has no confidence map")
         self._check_options(opts.get("temperature", DEFAULT_TEMPERATURE), opts.get("decode", "annealed"),
                             opts.get("post", ()), opts.get("post_strength", 1.0),
                             opts.get("batch_size", DEFAULT_BATCH_SIZE))
@@ -784,6 +843,7 @@ class Colorizer:
         with torch.no_grad():
             items = self._make_items([color for color, _ in parts], render_size, opts.get("mask"), mask_colorize,
                                      None, hints.get("hint_ab"), hints.get("hint_mask"), True)
+            self._set_references(items, opts.get("reference"), opts.get("reference_strength", DEFAULT_STRENGTH), True)
             with _stage("lab", self.device):
                 for item in items:
                     item.render = render_from_pixels(item.color, item.geometry, self.device)
@@ -806,8 +866,41 @@ class Colorizer:
 
             self._full_resolution(items, opts.get("temperature", DEFAULT_TEMPERATURE), opts.get("decode", "annealed"),
                                   opts.get("post") or (), opts.get("post_strength", 1.0),
-                                  opts.get("batch_size", DEFAULT_BATCH_SIZE), mask_colorize, merge)
+                                  opts.get("batch_size", DEFAULT_BATCH_SIZE), mask_colorize, merge, confidence)
+        if confidence:
+            return [(out, item.confidence[0, 0].cpu().numpy()) for out, item in zip(outputs, items)]
         return outputs
+
+    def _hints_to_options(self, opts: dict, sizes: list[tuple[int, int]]) -> None:
+        """Turn the per-image RGBA ``hints`` into ``hint_ab`` / ``hint_mask`` lists (in place)."""
+        hints = list(opts["hints"])
+        if len(hints) != len(sizes):
+            raise ValueError(f"hints: expected one entry per image ({len(sizes)}), got {len(hints)}")
+        if opts.get("hint_ab") is not None or opts.get("hint_mask") is not None:
+            raise ValueError("give either hints (an RGBA image) or hint_ab and hint_mask, not both")
+        if any(h is not None for h in hints) and not self.accepts_hints:
+            raise ValueError(f"model {self.name!r} does not take colour hints; choose a model that does "
+                             f"(such as siggraph17)")
+        hint_ab, hint_mask = [], []
+        for h, size in zip(hints, sizes):
+            if h is None:
+                hint_ab.append(None)
+                hint_mask.append(None)
+                continue
+            if isinstance(h, Image.Image):
+                h = np.asarray(h.convert("RGBA"))
+            h = np.asarray(h)
+            if h.ndim != 3 or h.shape[2] != 4 or h.shape[:2] != tuple(size):
+                raise ValueError(f"the hint image must be RGBA {size[1]}x{size[0]} like the image, "
+                                 f"got shape {list(h.shape)}")
+            ab, mask = hints_from_rgba(h)
+            hint_ab.append(ab)
+            hint_mask.append(mask.astype(np.float32))
+        if all(a is None for a in hint_ab):
+            return
+        # Images without hints get an empty hint map, which means automatic colorization.
+        opts["hint_ab"] = [a if a is not None else np.zeros(s + (2,), np.float32) for a, s in zip(hint_ab, sizes)]
+        opts["hint_mask"] = [m if m is not None else np.zeros(s, np.float32) for m, s in zip(hint_mask, sizes)]
 
     def colorize_image(self, image: Image.Image, *, provenance: bool = True, **opts: Any) -> Image.Image:
         """Colorize a PIL image; returns RGB (or RGBA when it has alpha), 8 bits per channel
@@ -819,6 +912,12 @@ class Colorizer:
         image.load()
         pixels, icc = pil_to_pixels(image, image.info.get("icc_profile"))
         out = self.colorize_array(pixels, **opts)
+        confidence_map = None
+        if opts.get("confidence"):
+            from .confidence import confidence_to_gray8
+
+            out, confidence_map = out
+            confidence_map = Image.fromarray(confidence_to_gray8(confidence_map), "L")
         if out.dtype == np.uint16:
             out = to_uint8(out)
         elif out.dtype == np.float32:
@@ -831,7 +930,7 @@ class Colorizer:
             from .provenance import record_from_settings, to_xmp
 
             result.info["xmp"] = to_xmp(record_from_settings(self.settings(**opts)))
-        return result
+        return (result, confidence_map) if confidence_map is not None else result
 
 
 def _hw_to_tensor(value: Any, channels: int) -> Tensor | None:
@@ -848,9 +947,9 @@ def _hw_to_tensor(value: Any, channels: int) -> Tensor | None:
 
 # --------------------------------------------------------------------------------- module-level API
 
-_PER_IMAGE_OPTIONS = ("mask", "hint_ab", "hint_mask")
+_PER_IMAGE_OPTIONS = ("mask", "hints", "hint_ab", "hint_mask")
 _ARRAY_OPTIONS = {"temperature", "decode", "render_size", "post", "post_strength", "mask", "mask_colorize",
-                  "hint_ab", "hint_mask", "batch_size", "content"}
+                  "hint_ab", "hint_mask", "batch_size", "content", "reference", "reference_strength", "confidence"}
 _COLORIZERS: dict[tuple[str, str, Any], Colorizer] = {}
 
 
@@ -870,7 +969,10 @@ def colorize(image: Image.Image | np.ndarray, model: str | nn.Module = "default"
     """Colorize a PIL image or a pixel array with a cached ``Colorizer``; same kind out as in.
 
     ``opts`` are those of :meth:`Colorizer.colorize_L` (temperature, decode, render_size, post,
-    post_strength, mask, mask_colorize, hint_ab, hint_mask, content).
+    post_strength, mask, mask_colorize, hint_ab, hint_mask, content, reference, reference_strength,
+    confidence) plus ``hints``, an RGBA hint image (PIL or ``[H, W, 4]``) for models that take hints.
+    With ``confidence=True`` returns (image, confidence): a PIL "L" image (white = confident) for
+    PIL input, a ``[H, W]`` float32 array in [0, 1] for array input.
     """
     colorizer = get_colorizer(model, device, half)
     if isinstance(image, Image.Image):

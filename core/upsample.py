@@ -150,17 +150,18 @@ def guided_upsample(
     """Upsample ``ab`` to the resolution of ``L`` with the fast guided filter.
 
     Args:
-        ab: ``[N, 2, h, w]`` ab in ab units (any float dtype), the network's decoded output.
+        ab: ``[N, 2, h, w]`` ab in ab units (any float dtype), the network's decoded output; any
+            other per-pixel quantity ``[N, C, h, w]`` (e.g. a confidence map) is upsampled alike.
         L: ``[N, 1, H, W]`` float32 L* in ``[0, 100]`` at full resolution (the guide).
         radius: window radius on the low-resolution grid (2 = 5x5 cells).
         eps: regularisation of the linear model, guide normalised to ``[0, 1]``.
         guide_low: ``[N, 1, h, w]`` L* matching ``ab`` (e.g. the L the network saw, pooled to the
             output grid); by default ``L`` area-averaged to ``(h, w)``.
     Returns:
-        ``[N, 2, H, W]`` float32 ab on ``L``'s device.
+        ``[N, C, H, W]`` float32 on ``L``'s device.
     """
-    if ab.dim() != 4 or ab.shape[1] != 2:
-        raise ValueError(f"ab must be [N,2,h,w], got {list(ab.shape)}")
+    if ab.dim() != 4 or ab.shape[1] < 1:
+        raise ValueError(f"ab must be [N,2,h,w] (or [N,C,h,w]), got {list(ab.shape)}")
     if L.dim() != 4 or L.shape[1] != 1 or L.shape[0] != ab.shape[0]:
         raise ValueError(f"L must be [N,1,H,W] with N={ab.shape[0]}, got {list(L.shape)}")
     h, w = ab.shape[-2:]

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval-post": ("core.post.cli",
                   "measure post-processing (crf, segments, tv) on BSDS500 val against human segmentations"),
     "eval-video": ("core.video.cli", "measure flicker (warping error) and colourfulness, and end-to-end speed"),
+    "eval-hints": ("core.evaluate_control", "measure user control: colour hints, reference photos, confidence maps"),
     "bench": ("core.bench", "time the pipeline's stages against the reference pipeline"),
     "bench-post": ("core.post.cli", "time each post-processing step at network resolution"),
     "train": ("core.training.cli", "train the embedded classification model and/or the regression baseline"),

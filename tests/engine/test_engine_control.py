@@ -372,3 +372,40 @@ def test_control_cli_confidence_reference_and_palette(tmp_path, capsys, control_
                              *option], capsys)
         assert code == 2 and "regression model" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "c2.png").exists()
+
+
+# --------------------------------------------------------------------------------- eval-hints
+
+
+def _colour_photos(folder, count=3):
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        y, x = np.mgrid[0:48, 0:64]
+        rgb = np.stack([(x * 4 + 40 * i) % 256, (y * 5) % 256, rng.integers(60, 200, (48, 64))], axis=2)
+        Image.fromarray(rgb.astype(np.uint8)).save(folder / f"p{i}.png")
+    return folder
+
+
+def test_control_eval_hints_reports_all_three_measures_deterministically(tmp_path, capsys):
+    photos = _colour_photos(tmp_path / "photos")
+    args = ["eval-hints", photos, "--model", "random:eccv16", "--render-size", "64"]
+    code, out, err = _run([*args, "--json", tmp_path / "a.json", "--figure", tmp_path / "fig.png"], capsys)
+    assert code == 0, err
+    report = json.loads((tmp_path / "a.json").read_text())
+    assert report["images"] == 3 and "skipped" in report["hints"]
+    assert set(report["reference"]) >= {"own_reference_auc_gain", "similar_photo"}
+    assert report["confidence"]["ratio"] > 0 and Image.open(tmp_path / "fig.png").size[0] > 64 * 3
+    code, _, err = _run([*args, "--json", tmp_path / "b.json"], capsys)
+    assert code == 0, err
+    again = json.loads((tmp_path / "b.json").read_text())
+    assert again["reference"] == report["reference"] and again["confidence"] == report["confidence"]
+
+    code, out, err = _run(["eval-hints", photos, "--model", "random:siggraph17", "--render-size", "32",
+                           "--json", tmp_path / "h.json", "--figure", tmp_path / "h.png"], capsys)
+    assert code == 0, err
+    hints = json.loads((tmp_path / "h.json").read_text())
+    assert set(hints["hints"]["by_patches"]) == {"0", "1", "10"}
+    assert "psnr_gain" in hints["hints"]["by_patches"]["10"] and "skipped" in hints["confidence"]
+    code, _, err = _run(["eval-hints", tmp_path / "nothing-here"], capsys)
+    assert code == 1 and len(err.strip().splitlines()) == 1

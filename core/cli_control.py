@@ -124,6 +124,6 @@ def write_confidence(path: Path, confidence: np.ndarray) -> None:
 
     from .confidence import confidence_to_gray8
 
-    gray = confidence_to_gray8(torch.from_numpy(np.ascontiguousarray(confidence)))
+    gray = confidence_to_gray8(confidence)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, lambda handle: Image.fromarray(gray, "L").save(handle, format="PNG"))

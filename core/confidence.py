@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -32,7 +33,9 @@ def confidence_from_logits(logits: Tensor, logit_fold: float = 1.0) -> Tensor:
     return (1.0 - entropy / math.log(logits.shape[1])).clamp_(0.0, 1.0)
 
 
-def confidence_to_gray8(confidence: Tensor):
-    """``[H, W]`` (or ``[1, 1, H, W]``) confidence in [0, 1] -> ``[H, W]`` uint8 numpy (white = confident)."""
+def confidence_to_gray8(confidence: Tensor | np.ndarray) -> np.ndarray:
+    """``[H, W]`` (or ``[1, 1, H, W]``) confidence in [0, 1], tensor or array -> ``[H, W]`` uint8 numpy
+    (white = confident)."""
+    confidence = torch.as_tensor(confidence)
     c = confidence.reshape(confidence.shape[-2:]).float().clamp(0.0, 1.0)
     return c.mul(255.0).add_(0.5).to(torch.uint8).cpu().numpy()

@@ -5,11 +5,15 @@ Operations (request ``"op"``):
 - ``ping``: ``{"ok", "pid", "protocol"}``; cheap, loads nothing.
 - ``models``: ``{"ok", "models": [...]}`` from ``core.loading.list_models()``.
 - ``colorize``: arrays ``pixels`` (``[H,W,C]``, C 1..4, u8/u16/f32 0..1) and optionally ``hint``
-  (``[H,W,4]`` RGBA in the same dtype; opaque pixels are colour hints); ``options``:
-  ``model``, ``temperature``, ``decode``, ``render_size``, ``post`` (list of post-processing
+  (``[H,W,4]`` RGBA in the same dtype; pixels with alpha > 0 are colour hints) and ``reference``
+  (``[h,w,3|4]`` RGB(A), any size and dtype: a photo whose palette steers the colours);
+  ``options``: ``model``, ``temperature``, ``decode``, ``render_size``, ``post`` (list of post-processing
   names), ``post_strength``: defaults and ranges as in ``core.options`` (missing or null means
-  the default); ``provenance`` (bool). Reply: array ``pixels``, the same dtype, RGB or RGBA
-  (alpha kept), ``timing`` ``{"engine_s"}`` and, with ``provenance``,
+  the default); ``palette`` (a named palette, used like a reference), ``reference_strength``,
+  ``confidence`` (bool), ``provenance`` (bool). Reply: array ``pixels``, the same dtype, RGB or RGBA
+  (alpha kept), with ``confidence`` also array ``confidence`` (``[H,W]`` u8, 255 = confident),
+  ``timing`` ``{"engine_s"}``, ``warnings`` (lines for the user: hints, a reference or a confidence
+  map asked of a model that cannot use them are skipped) and, with ``provenance``,
   ``provenance`` ``{"record": <core.provenance.Record.to_dict()>, "xmp": <XMP packet>}``.
 - ``colorize_sequence``: arrays ``frame0`` .. ``frameN-1`` (one dtype; sizes may differ), options as
   above plus ``temporal`` (bool). N replies, one per frame in order, each with ``index``, ``of``
@@ -67,18 +71,6 @@ def _pixels_3d(spec: dict, data: memoryview) -> np.ndarray:
         return check_pixels(array)
     except ValueError as exc:
         raise RequestError(str(exc)) from None
-
-
-def hints_from_rgba(hint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(ab ``[H,W,2]`` float32, mask ``[H,W]`` bool) from an RGBA hint layer: its opaque pixels' colours."""
-    from skimage.color import rgb2lab
-
-    scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(hint.dtype, 1.0)
-    rgba = hint.astype(np.float32) / np.float32(scale)
-    mask = rgba[..., 3] > 0.5
-    ab = rgb2lab(np.clip(rgba[..., :3], 0.0, 1.0))[..., 1:].astype(np.float32)
-    ab[~mask] = 0.0
-    return ab, mask
 
 
 def provenance_reply(colorizer: object, opts: dict, options: dict, temporal: bool | None = None) -> dict | None:
@@ -159,6 +151,47 @@ class EngineHandler:
             del opts["post"], opts["post_strength"]
         return opts.pop("model"), opts
 
+    @staticmethod
+    def _control(colorizer, model: str, arrays: dict, options: dict, size: tuple[int, int],
+                 opts: dict, warnings: list[str]) -> None:
+        """Hints, reference / palette and confidence options into ``opts``; what the model cannot
+        use becomes a warning line instead."""
+        from core.reference import PALETTES, ReferenceError, histogram_from_pixels
+
+        if "hint" in arrays:
+            hint = to_array(*arrays["hint"])
+            if hint.shape != size + (4,):
+                raise RequestError(f"the hint layer must be [H, W, 4] like the pixels, got {list(hint.shape)}")
+            if getattr(colorizer, "accepts_hints", False):
+                opts["hints"] = hint
+            else:
+                warnings.append(f"model {model!r} does not take colour hints; the hint layer was ignored")
+        classification = colorizer.model.output == "logits"
+        palette = options.get("palette") or None
+        if palette is not None and palette not in PALETTES:
+            raise RequestError(f"unknown palette {palette!r}; choose one of {', '.join(PALETTES)}")
+        if "reference" in arrays or palette is not None:
+            if not classification:
+                warnings.append(f"model {model!r} is a regression model: a reference or palette cannot steer it; "
+                                f"it was ignored")
+            elif "reference" in arrays:
+                try:
+                    opts["reference"] = histogram_from_pixels(_pixels_3d(*arrays["reference"]))
+                except ReferenceError as exc:
+                    raise RequestError(f"reference: {exc}") from None
+            else:
+                opts["reference"] = palette
+            if "reference" in opts:
+                strength = float(options.get("reference_strength", 1.0))
+                if not 0.0 <= strength <= 10.0:
+                    raise RequestError(f"reference strength must be in [0, 10], got {strength}")
+                opts["reference_strength"] = strength
+        if options.get("confidence"):
+            if classification:
+                opts["confidence"] = True
+            else:
+                warnings.append(f"model {model!r} is a regression model: it has no confidence map")
+
     def _colorize(self, header: dict, payload: bytearray) -> Reply:
         arrays = wire.split_arrays(header, payload)
         if "pixels" not in arrays:
@@ -166,26 +199,26 @@ class EngineHandler:
         pixels = _pixels_3d(*arrays["pixels"])
         model, opts = self._options(header)
         colorizer = self.colorizer(model)
-        warnings = []
-        if "hint" in arrays:
-            hint = to_array(*arrays["hint"])
-            if hint.shape != pixels.shape[:2] + (4,):
-                raise RequestError(f"the hint layer must be [H, W, 4] like the pixels, got {list(hint.shape)}")
-            if getattr(colorizer, "accepts_hints", False):
-                hint_ab, hint_mask = hints_from_rgba(hint)
-                opts["hint_ab"], opts["hint_mask"] = hint_ab, hint_mask.astype(np.float32)
-            else:
-                warnings.append(f"model {model!r} does not take colour hints; the hint layer was ignored")
+        warnings: list[str] = []
+        self._control(colorizer, model, arrays, header.get("options") or {}, pixels.shape[:2], opts, warnings)
         started = time.perf_counter()
         result = colorizer.colorize_array(pixels, **opts)
+        specs, parts = [], []
+        if opts.get("confidence"):
+            from core.confidence import confidence_to_gray8
+
+            result, confidence = result
+            spec, data = from_array("confidence", confidence_to_gray8(confidence))
+            specs.append(spec)
+            parts.append(data)
         spec, data = from_array("pixels", result)
-        reply = {"ok": True, "arrays": [spec], "timing": {"engine_s": time.perf_counter() - started}}
+        reply = {"ok": True, "arrays": [spec, *specs], "timing": {"engine_s": time.perf_counter() - started}}
         if warnings:
             reply["warnings"] = warnings
         record = provenance_reply(colorizer, opts, header.get("options") or {})
         if record is not None:
             reply["provenance"] = record
-        return reply, (data,)
+        return reply, (data, *parts)
 
     def _colorize_sequence(self, header: dict, payload: bytearray) -> Iterator[Reply]:
         arrays = wire.split_arrays(header, payload)

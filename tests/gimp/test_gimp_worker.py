@@ -87,7 +87,7 @@ def test_socket_and_endpoint_are_private(run_dir):
         assert stat.S_ISSOCK(sock_mode) and stat.S_IMODE(sock_mode) == 0o600
         assert stat.S_IMODE(os.stat(run_dir / rendezvous.ENDPOINT_FILE).st_mode) == 0o600
         assert stat.S_IMODE(os.stat(run_dir).st_mode) == 0o700
-        assert request(endpoint, {"op": "ping"}) == {"ok": True, "pid": proc.pid, "protocol": 1}
+        assert request(endpoint, {"op": "ping"}) == {"ok": True, "pid": proc.pid, "protocol": wire.PROTOCOL_VERSION}
     finally:
         stop(proc)
     assert not (run_dir / rendezvous.SOCKET_FILE).exists()
@@ -99,11 +99,11 @@ def test_malformed_and_oversize_requests_are_refused(run_dir):
     try:
         reply = raw_exchange(endpoint, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert not reply["ok"] and "bad magic" in reply["error"]
-        reply = raw_exchange(endpoint, wire.PREFIX.pack(wire.MAGIC, 1, 0, 5, 0) + b"{nope")
+        reply = raw_exchange(endpoint, wire.PREFIX.pack(wire.MAGIC, wire.PROTOCOL_VERSION, 0, 5, 0) + b"{nope")
         assert not reply["ok"] and "JSON" in reply["error"]
-        reply = raw_exchange(endpoint, wire.PREFIX.pack(wire.MAGIC, 1, 0, 2, 10**6) + b"{}")
+        reply = raw_exchange(endpoint, wire.PREFIX.pack(wire.MAGIC, wire.PROTOCOL_VERSION, 0, 2, 10**6) + b"{}")
         assert not reply["ok"] and "over the 1000-byte limit" in reply["error"]
-        reply = raw_exchange(endpoint, wire.PREFIX.pack(wire.MAGIC, 1, 0, 2**31, 0))
+        reply = raw_exchange(endpoint, wire.PREFIX.pack(wire.MAGIC, wire.PROTOCOL_VERSION, 0, 2**31, 0))
         assert not reply["ok"] and "header" in reply["error"]
         reply = raw_exchange(endpoint, wire.PREFIX.pack(wire.MAGIC, 99, 0, 2, 0) + b"{}")
         assert not reply["ok"] and "protocol 99" in reply["error"]
@@ -160,7 +160,7 @@ def test_client_starts_the_worker_and_replaces_a_stale_socket(run_dir):
     stale.close()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    rendezvous.write_endpoint(run_dir, {"protocol": 1, "pid": dead.pid, "transport": "unix",
+    rendezvous.write_endpoint(run_dir, {"protocol": wire.PROTOCOL_VERSION, "pid": dead.pid, "transport": "unix",
                                         "address": str(run_dir / rendezvous.SOCKET_FILE), "token": "x"})
     client = _client(run_dir)
     reply, _ = client.request("ping")
@@ -306,3 +306,38 @@ def test_a_client_that_goes_away_stops_a_sequence(run_dir, tmp_path):
         # the process with SIGABRT at exit (seen once in four runs); this test is about the cancel.
         proc.send_signal(signal.SIGTERM)
         proc.wait(20)
+
+
+def test_worker_user_control_hints_reference_palette_confidence(run_dir):
+    """Protocol 2: a reference array, a palette, a confidence map in the reply, warnings for what a model cannot use."""
+    gray = np.repeat(np.linspace(0, 255, 48 * 40).reshape(40, 48, 1), 3, axis=2).astype(np.uint8)
+    arrays = [(wire.array_spec("pixels", "u8", gray.shape), gray.tobytes())]
+    client = _client(run_dir)
+    base = {"model": "random:eccv16", "temperature": 0.38, "render_size": 64}
+    plain, plain_payload = client.request("colorize", base, arrays)
+    red = np.zeros((30, 20, 3), np.uint8)
+    red[:] = (200, 40, 40)
+    reply, payload = client.request("colorize", {**base, "confidence": True},
+                                    arrays + [(wire.array_spec("reference", "u8", red.shape), red.tobytes())])
+    parts = wire.split_arrays(reply, payload)
+    assert [spec["name"] for spec in reply["arrays"]] == ["pixels", "confidence"]
+    assert parts["confidence"][0]["shape"] == [40, 48] and parts["confidence"][0]["dtype"] == "u8"
+    steered = np.frombuffer(parts["pixels"][1], np.uint8).reshape(40, 48, 3).astype(int)
+    before = np.frombuffer(plain_payload, np.uint8).reshape(40, 48, 3).astype(int)
+    assert (steered[..., 0] - steered[..., 2]).mean() > (before[..., 0] - before[..., 2]).mean()  # redder
+    reply, _ = client.request("colorize", {**base, "palette": "parchment"}, arrays)
+    assert reply["ok"] and "warnings" not in reply
+    with pytest.raises(client_mod.EngineError, match="unknown palette"):
+        client.request("colorize", {**base, "palette": "sepia"}, arrays)
+    with pytest.raises(client_mod.EngineError, match="gray"):
+        client.request("colorize", base, arrays + [(wire.array_spec("reference", "u8", gray.shape), gray.tobytes())])
+
+    hint = np.zeros((40, 48, 4), np.uint8)
+    hint[10:20, 10:20] = (30, 60, 220, 255)
+    hint_array = (wire.array_spec("hint", "u8", hint.shape), hint.tobytes())
+    reply, _ = client.request("colorize", {**base, "confidence": True}, arrays + [hint_array])
+    assert any("does not take colour hints" in w for w in reply["warnings"])
+    reply, payload = client.request("colorize", {**base, "model": "random:siggraph17", "confidence": True,
+                                                 "palette": "parchment"}, arrays + [hint_array])
+    assert [spec["name"] for spec in reply["arrays"]] == ["pixels"]
+    assert len(reply["warnings"]) == 2 and all("regression model" in w for w in reply["warnings"])

@@ -29,7 +29,7 @@ from .color import lab_to_rgb, rgb_to_lab
 from .evaluate import ModelScores, evaluation_files, read_colour_image, save_grid
 from .hints import patch_hints
 from .imageio import write_atomically
-from .metrics import auc_ab
+from .metrics import auc_ab, colorfulness
 from .reference import DEFAULT_STRENGTH, ab_histogram
 
 DEFAULT_PATCHES = (0, 1, 10)
@@ -172,11 +172,12 @@ def evaluate_control(files: list[Path], model: str, *, patches=DEFAULT_PATCHES, 
                 row.append(_gray_rgb(conf.cpu()))
             rows.append(row + [rgb])
 
+    truth_cf = float(np.mean([colorfulness(rgb) for _, rgb, _ in images]))
     report: dict = {"model": model, "images": len(images), "skipped_gray": skipped, "seed": seed,
-                    "render_size": render_size, "automatic": auto_scores.summary()}
+                    "render_size": render_size, "automatic": auto_scores.summary(truth_cf)}
     if takes_hints:
-        summary = {str(k): s.summary() for k, s in hint_scores.items()}
-        base = summary[str(patches[0])] if patches[0] == 0 else auto_scores.summary()
+        summary = {str(k): s.summary(truth_cf) for k, s in hint_scores.items()}
+        base = summary[str(patches[0])] if patches[0] == 0 else auto_scores.summary(truth_cf)
         for k in patches:
             if k:
                 summary[str(k)]["auc_gain"] = summary[str(k)]["auc"] - base["auc"]
@@ -185,7 +186,7 @@ def evaluate_control(files: list[Path], model: str, *, patches=DEFAULT_PATCHES, 
     else:
         report["hints"] = {"skipped": f"model {model!r} does not take colour hints"}
     if classification:
-        auto_auc = auto_scores.summary()["auc"]
+        auto_auc = auto_scores.summary(truth_cf)["auc"]
         report["reference"] = {
             "strength": reference_strength,
             "own_reference_auc": 100.0 * float(np.mean(own_auc)),

@@ -4,7 +4,8 @@
     python3 install.py              create .venv, install Tinct and a fitting torch, install the GIMP 3
                                     plug-in when GIMP 3 is present, check the install and colorize the
                                     bundled sample photo
-    python3 install.py --dev        the same plus what the tests need
+    python3 install.py --dev        the same plus what the tests need (and the Dask extra, which they use)
+    python3 install.py --cluster    the same plus the Dask extra (tinct[cluster]) for --scheduler runs
     python3 install.py --test       --dev, then prepare a headless GIMP 3 and run the whole test suite
     python3 install.py --uninstall  remove the GIMP plug-in (the .venv stays; delete it by hand)
 
@@ -58,7 +59,7 @@ def ensure_venv() -> Path:
     return py
 
 
-def install_packages(py: Path, dev: bool, torch_index_url: str | None) -> None:
+def install_packages(py: Path, dev: bool, torch_index_url: str | None, cluster: bool = False) -> None:
     pip = [py, "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     torch_cmd = [*pip, TORCH_SPEC]
     if torch_index_url:
@@ -66,7 +67,8 @@ def install_packages(py: Path, dev: bool, torch_index_url: str | None) -> None:
     gpu = has_nvidia_gpu()
     print(f"installing torch ({'NVIDIA GPU found' if gpu else 'no NVIDIA GPU: CPU is used'})")
     run(torch_cmd)
-    run([*pip, "-e", f"{ROOT}[dev]" if dev else str(ROOT)])
+    extras = [name for name, wanted in (("dev", dev), ("cluster", cluster or dev)) if wanted]
+    run([*pip, "-e", f"{ROOT}[{','.join(extras)}]" if extras else str(ROOT)])
 
 
 def install_gimp_plugin(py: Path) -> Path | None:
@@ -125,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dev", action="store_true", help="also install the test dependencies")
     ap.add_argument("--test", action="store_true", help="install with --dev, set up headless GIMP 3, run all tests")
+    ap.add_argument("--cluster", action="store_true", help="also install the Dask extra (tinct[cluster]) for --scheduler")
     ap.add_argument("--uninstall", action="store_true", help="remove the GIMP plug-in")
     ap.add_argument("--no-gimp", action="store_true", help="do not install the GIMP plug-in")
     ap.add_argument("--torch-index-url", default=os.environ.get("TINCT_TORCH_INDEX_URL"),
@@ -144,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Tinct set-up on {platform.system()} {platform.machine()}, Python {platform.python_version()}")
     py = ensure_venv()
     try:
-        install_packages(py, dev=args.dev or args.test, torch_index_url=args.torch_index_url)
+        install_packages(py, dev=args.dev or args.test, torch_index_url=args.torch_index_url,
+                         cluster=args.cluster)
     except subprocess.CalledProcessError as exc:
         print(f"installation failed: {exc}", file=sys.stderr)
         return 1

@@ -32,6 +32,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("core.info", "show how a Tinct output was made (its provenance record)"),
     "bench-provenance": ("core.bench_provenance", "time what embedding the provenance record costs per file"),
     "worker": ("core.worker.cli", "start, stop or check the engine worker (e.g. for a Flatpak GIMP)"),
+    "bench-cluster": ("core.bench_cluster",
+                      "throughput on a Dask cluster of 1 and 2 workers vs the plain local run (JSON report)"),
 }
 
 DESCRIPTION = (

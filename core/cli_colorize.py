@@ -6,9 +6,10 @@ import argparse
 import glob
 import os
 import sys
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from .interrupt import Terminated, sigterm_as_interrupt
 from .options import add_argument as add_option
 from .options import check_arguments
 from .provenance import utc_now
+from .runs import add_cluster_arguments, add_resume_arguments
 
 DEFAULT_SUFFIX = "_color"
 _GLOB_CHARS = set("*?[")
@@ -91,6 +93,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_option(p, "batch_size")
     p.add_argument("--jpeg-quality", type=int, default=95, metavar="Q", help="JPEG and WebP quality 1..100 (default 95)")
     add_provenance_argument(p)
+    add_resume_arguments(p)
+    add_cluster_arguments(p, task_size=True)
     p.set_defaults(func=run)
 
 
@@ -166,8 +170,12 @@ def output_format_for(source: Path, requested: str | None) -> str:
     return requested or OUTPUT_FORMATS.get(source.suffix.lower(), "png")
 
 
-def plan_jobs(files: list[Path], args: argparse.Namespace) -> tuple[list[Job], list[str]]:
-    """Decide each output path; refuse outputs that are inputs, collide, or exist without --overwrite."""
+def plan_jobs(files: list[Path], args: argparse.Namespace,
+              skipped: list[Job] | None = None) -> tuple[list[Job], list[str]]:
+    """Decide each output path; refuse outputs that are inputs, collide, or exist without --overwrite.
+
+    With ``args.skip_existing`` an existing output is not a problem: its job goes to ``skipped``.
+    """
     jobs: list[Job] = []
     problems: list[str] = []
     inputs = {os.path.normcase(os.path.realpath(f)) for f in files}
@@ -189,6 +197,9 @@ def plan_jobs(files: list[Path], args: argparse.Namespace) -> tuple[list[Job], l
             problems.append(f"{source}: output {target} is a folder; choose another output")
         elif key in planned:
             problems.append(f"{source}: output {target} would also be written for another input; use -o per file or separate folders")
+        elif target.exists() and getattr(args, "skip_existing", False) and skipped is not None:
+            planned.add(key)
+            skipped.append(Job(source, target))
         elif target.exists() and not args.overwrite:
             problems.append(f"{source}: output {target} exists (use --overwrite to replace it)")
         else:
@@ -225,6 +236,10 @@ def _check_arguments(args: argparse.Namespace) -> str | None:
         return f"--confidence {args.confidence}: the confidence map is written as PNG; name it *.png"
     if not 1 <= args.jpeg_quality <= 100:
         return f"--jpeg-quality must be in 1..100, got {args.jpeg_quality}"
+    if args.skip_existing and args.overwrite:
+        return "--skip-existing and --overwrite exclude each other"
+    if args.task_size < 1:
+        return f"--task-size must be >= 1, got {args.task_size}"
     if args.output is not None and args.output.suffix.lower() not in OUTPUT_FORMATS and not args.output_format:
         return f"-o {args.output}: unknown output format; use .png, .jpg, .tif or .webp (or --format)"
     return None
@@ -253,22 +268,29 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
-def _batches(jobs: list[Job], size: int, fail, max_megapixels: float) -> Iterator[list[tuple[Job, DecodedImage]]]:
-    """Read jobs ``size`` at a time; a file that cannot be read is reported through ``fail`` and skipped."""
-    batch: list[tuple[Job, DecodedImage]] = []
+# report(job, error, seconds): called once per job; error is None on success.
+Report = Callable[[Job, "str | None", float], None]
+
+
+def _batches(jobs: list[Job], size: int, report: Report,
+             max_megapixels: float) -> Iterator[list[tuple[Job, DecodedImage, float]]]:
+    """Read jobs ``size`` at a time (with each read's seconds); a file that cannot be read is reported
+    and skipped."""
+    batch: list[tuple[Job, DecodedImage, float]] = []
     for job in jobs:
+        start = time.perf_counter()
         try:
             decoded = read_image(job.source, max_megapixels=max_megapixels)
         except ImageReadError as error:
-            fail(job, str(error))
+            report(job, str(error), time.perf_counter() - start)
             continue
         except MemoryError:
-            fail(job, f"{job.source}: not enough memory to read it")
+            report(job, f"{job.source}: not enough memory to read it", time.perf_counter() - start)
             continue
         if decoded.frames > 1:
             tqdm_write(f"tinct colorize: warning: {job.source} holds {decoded.frames} frames (pages); only the "
                        f"first is colorized (tinct video colorizes every frame of an animation)")
-        batch.append((job, decoded))
+        batch.append((job, decoded, time.perf_counter() - start))
         if len(batch) == size:
             yield batch
             batch = []
@@ -283,7 +305,7 @@ def tqdm_write(message: str) -> None:
     tqdm.write(message, file=sys.stderr)
 
 
-def _colorize_each(colorizer, ready: list[tuple[Job, DecodedImage]], options: dict, mask, chosen: dict,
+def _colorize_each(colorizer, ready: list[tuple[Job, DecodedImage, float]], options: dict, mask, chosen: dict,
                    controls: dict | None = None) -> list:
     """The colorized pixels of each image (with ``options["confidence"]``, (pixels, confidence)), or a
     one-line reason why the engine failed on it.
@@ -296,12 +318,12 @@ def _colorize_each(colorizer, ready: list[tuple[Job, DecodedImage]], options: di
 
     def attempt(group):
         per_image = {"mask": [mask] * len(group)} if mask is not None else {}
-        pairs = [controls.get(job.source, (None, None)) for job, _ in group]
+        pairs = [controls.get(job.source, (None, None)) for job, _, _ in group]
         if any(h is not None for h, _ in pairs):
             per_image["hints"] = [h for h, _ in pairs]
         if any(r is not None for _, r in pairs):
             per_image["reference"] = [r for _, r in pairs]
-        results = colorizer.colorize_arrays([d.pixels for _, d in group], **options, **per_image)
+        results = colorizer.colorize_arrays([d.pixels for _, d, _ in group], **options, **per_image)
         for kind in colorizer.last_content:
             chosen[kind] += 1
         return results
@@ -363,6 +385,79 @@ def _control_inputs(job: Job, decoded: DecodedImage, args: argparse.Namespace, r
     return hint, reference
 
 
+def colorize_jobs(colorizer, jobs: list[Job], *, options: dict, mask: np.ndarray | None, batch_size: int,
+                  jpeg_quality: int, max_megapixels: float, provenance: bool, report: Report,
+                  chosen: dict[str, int], controls: Callable | None = None,
+                  confidence_paths: dict | None = None, steering: dict | None = None) -> None:
+    """Read, colorize and write every job, ``batch_size`` renders per network call; the local run and
+    every cluster worker go through here. Each job is reported exactly once, with its seconds (its read
+    and write plus its share of the batch's network time); a per-file failure (read, engine, write) is
+    reported and the others go on. With ``provenance`` every output carries the run's record;
+    ``chosen`` counts the content (photo / document) of each image done. ``controls(job, decoded)``
+    gives a job's (hints, reference) or raises ``ControlInputError``; ``confidence_paths`` maps a
+    source to where its confidence map goes; ``steering`` (``reference``/``hints`` used) is recorded."""
+    record = None
+    if provenance:
+        from .provenance import record_from_settings
+
+        record = record_from_settings(colorizer.settings(**options, mask=mask, **(steering or {})))
+    for batch in _batches(jobs, batch_size, report, max_megapixels):
+        ready, per_job = [], {}
+        for job, decoded, seconds in batch:
+            if mask is not None and mask.shape != decoded.pixels.shape[:2]:
+                report(job, f"{job.source}: the mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
+                            f"{decoded.pixels.shape[1]}x{decoded.pixels.shape[0]}", seconds)
+                continue
+            if controls is not None:
+                from .cli_control import ControlInputError
+
+                try:
+                    per_job[job.source] = controls(job, decoded)
+                except ControlInputError as error:
+                    report(job, f"{job.source}: {error}", seconds)
+                    continue
+            ready.append((job, decoded, seconds))
+        if not ready:
+            continue
+        start = time.perf_counter()
+        results = _colorize_each(colorizer, ready, options, mask, chosen, per_job)
+        share = (time.perf_counter() - start) / len(ready)
+        del batch
+        for (job, decoded, seconds), result in zip(ready, results):
+            start = time.perf_counter()
+            if isinstance(result, str):
+                report(job, f"{job.source}: {result}", seconds + share)
+                continue
+            pixels, confidence = result if confidence_paths else (result, None)
+            try:
+                write_image(job.target, _to_storable(pixels), icc_profile=decoded.icc_profile,
+                            exif=decoded.exif, dpi=decoded.dpi, jpeg_quality=jpeg_quality,
+                            provenance=None if record is None else replace(record, time=utc_now()))
+                if confidence is not None:
+                    from .cli_control import write_confidence
+
+                    write_confidence(confidence_paths[job.source], confidence)
+            except ImageWriteError as error:
+                report(job, str(error), seconds + share + time.perf_counter() - start)
+                continue
+            except MemoryError:
+                report(job, f"{job.target}: not enough memory to write it", seconds + share + time.perf_counter() - start)
+                continue
+            report(job, None, seconds + share + time.perf_counter() - start)
+        del ready, results
+
+
+def _open_manifest(args: argparse.Namespace, skipped: list[Job]):
+    """The ``--manifest`` file, opened for appending, with a ``skipped`` line for each skipped job."""
+    from .runs import Manifest
+
+    manifest = Manifest(args.manifest)
+    for job in skipped:
+        manifest.record(input=job.source, output=job.target, status="skipped", seconds=0.0, model=args.model,
+                        worker=None)
+    return manifest
+
+
 def run(args: argparse.Namespace) -> int:
     """Colorize every input; returns 0 when all succeeded, 1 when any failed, 2 for bad arguments."""
     problem = _check_arguments(args)
@@ -379,7 +474,8 @@ def run(args: argparse.Namespace) -> int:
         if problem:
             print(f"tinct colorize: error: {problem}", file=sys.stderr)
             return 2
-    jobs, plan_problems = plan_jobs(files, args)
+    skipped: list[Job] = []
+    jobs, plan_problems = plan_jobs(files, args, skipped)
     jobs, folder_problems = _unwritable(jobs)
     plan_problems += folder_problems
     for flag, value in (("--hints", args.hints), ("--confidence", args.confidence)):
@@ -396,8 +492,16 @@ def run(args: argparse.Namespace) -> int:
     problems += plan_problems
     for message in problems:
         print(f"tinct colorize: error: {message}", file=sys.stderr)
+    if skipped:
+        print(f"tinct colorize: {len(skipped)} image(s) skipped: their output exists (--skip-existing)", file=sys.stderr)
     if not jobs:
-        return 1 if problems or not files else 0
+        if skipped and args.manifest is not None:
+            try:
+                _open_manifest(args, skipped).close()
+            except OSError as error:
+                print(f"tinct colorize: error: {error}", file=sys.stderr)
+                return 2
+        return 1 if problems or not (files or skipped) else 0
 
     if args.mask is not None and not args.mask_colorize and not post:
         print("tinct colorize: note: --mask only limits --post steps or, with --mask-colorize, the colorization; "
@@ -419,14 +523,6 @@ def run(args: argparse.Namespace) -> int:
     elif args.palette is not None:
         reference = args.palette
 
-    from .pipeline import Colorizer
-
-    colorizer = Colorizer(args.model, args.device, fetch=args.fetch)  # WeightsMissing -> the frame prints its how-to
-    problem = model_problem(colorizer, args)
-    if problem:
-        print(f"tinct colorize: error: {problem}", file=sys.stderr)
-        return 2
-
     options = dict(temperature=args.temperature, decode=args.decode, render_size=args.render_size, post=post,
                    post_strength=args.post_strength, batch_size=args.batch_size, content=args.content)
     if mask is not None:
@@ -435,15 +531,13 @@ def run(args: argparse.Namespace) -> int:
         options["reference_strength"] = args.reference_strength
     if confidence_paths:
         options["confidence"] = True
-
-    record = None
-    if args.provenance:
-        from .provenance import record_from_settings
-
-        steering = reference is not None or args.reference_dir is not None
-        hinted = args.hints is not None or args.hints_dir is not None
-        record = record_from_settings(colorizer.settings(**options, mask=mask, reference=True if steering else None,
-                                                         hints=True if hinted else None))
+    steering = {"reference": True if reference is not None or args.reference_dir is not None else None,
+                "hints": True if args.hints is not None or args.hints_dir is not None else None}
+    try:
+        manifest = _open_manifest(args, skipped) if args.manifest is not None else None
+    except OSError as error:
+        print(f"tinct colorize: error: {error}", file=sys.stderr)
+        return 2
 
     from tqdm import tqdm
 
@@ -451,59 +545,53 @@ def run(args: argparse.Namespace) -> int:
     failed: list[Job] = []
     chosen = {"photo": 0, "document": 0}
 
-    def fail(job: Job, message: str) -> None:
-        failed.append(job)
-        tqdm_write(f"tinct colorize: error: {message}")
+    def report(job: Job, error: str | None, seconds: float, worker: str | None = "local") -> None:
+        if error is not None:
+            failed.append(job)
+            tqdm_write(f"tinct colorize: error: {error}")
+        elif len(jobs) == 1:
+            print(job.target)
+        if manifest is not None:
+            manifest.record(input=job.source, output=job.target, status="ok" if error is None else "error",
+                            seconds=seconds, model=args.model, worker=worker, error=error)
         progress.update(1)
 
     try:
         with sigterm_as_interrupt():
-            for batch in _batches(jobs, args.batch_size, fail, args.max_megapixels):
-                ready, controls = [], {}
-                for job, decoded in batch:
-                    if mask is not None and mask.shape != decoded.pixels.shape[:2]:
-                        fail(job, f"{job.source}: the mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
-                                  f"{decoded.pixels.shape[1]}x{decoded.pixels.shape[0]}")
-                        continue
-                    try:
-                        controls[job.source] = _control_inputs(job, decoded, args, reference)
-                    except ControlInputError as error:
-                        fail(job, f"{job.source}: {error}")
-                        continue
-                    ready.append((job, decoded))
-                if not ready:
-                    continue
-                results = _colorize_each(colorizer, ready, options, mask, chosen, controls)
-                del batch
-                for (job, decoded), result in zip(ready, results):
-                    if isinstance(result, str):
-                        fail(job, f"{job.source}: {result}")
-                        continue
-                    pixels, confidence = result if confidence_paths else (result, None)
-                    try:
-                        write_image(job.target, _to_storable(pixels), icc_profile=decoded.icc_profile,
-                                    exif=decoded.exif, dpi=decoded.dpi, jpeg_quality=args.jpeg_quality,
-                                    provenance=None if record is None else replace(record, time=utc_now()))
-                        if confidence is not None:
-                            from .cli_control import write_confidence
+            if args.scheduler:
+                from .cluster import ClusterError, colorize_on_cluster
 
-                            write_confidence(confidence_paths[job.source], confidence)
-                    except ImageWriteError as error:
-                        fail(job, str(error))
-                        continue
-                    except MemoryError:
-                        fail(job, f"{job.target}: not enough memory to write it")
-                        continue
-                    if len(jobs) == 1:
-                        print(job.target)
-                    progress.update(1)
-                del ready, results
+                if any(steering.values()) or confidence_paths:
+                    tqdm_write("tinct colorize: error: hints, references, palettes and confidence maps are not "
+                               "available with --scheduler yet; run without it")
+                    return 2
+
+                try:
+                    colorize_on_cluster(jobs, args, options, report, chosen)
+                except ClusterError as error:
+                    tqdm_write(f"tinct colorize: error: {error}")
+                    return 2
+            else:
+                from .pipeline import Colorizer
+
+                colorizer = Colorizer(args.model, args.device, fetch=args.fetch)  # WeightsMissing -> the frame prints its how-to
+                problem = model_problem(colorizer, args)
+                if problem:
+                    tqdm_write(f"tinct colorize: error: {problem}")
+                    return 2
+                colorize_jobs(colorizer, jobs, options=options, mask=mask, batch_size=args.batch_size,
+                              jpeg_quality=args.jpeg_quality, max_megapixels=args.max_megapixels,
+                              provenance=args.provenance, report=report, chosen=chosen,
+                              controls=lambda job, decoded: _control_inputs(job, decoded, args, reference),
+                              confidence_paths=confidence_paths, steering=steering)
     except Terminated:
         progress.close()
         print("tinct colorize: terminated; nothing half-written is left", file=sys.stderr)
         return 143
     finally:
         progress.close()
+        if manifest is not None:
+            manifest.close()
     if args.content == "auto" and any(chosen.values()):
         print(f"tinct colorize: content (auto): {chosen['photo']} photo(s), {chosen['document']} document(s)",
               file=sys.stderr)

@@ -14,6 +14,7 @@ from typing import Any
 from core.interrupt import Terminated, sigterm_as_interrupt
 from core.options import add_argument as add_option
 from core.options import check_arguments
+from core.runs import add_cluster_arguments
 from core.video.flow import DIS_PRESETS, MotionOptions
 from core.video.temporal import TemporalOptions
 
@@ -50,6 +51,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     from core.cli_colorize import add_provenance_argument
 
     add_provenance_argument(p)
+    add_cluster_arguments(p, task_size=False)
     p.set_defaults(func=run_video)
 
     e = subparsers.add_parser(
@@ -158,9 +160,18 @@ def run_video(args: argparse.Namespace) -> int:
         encode = EncodeOptions(codec=args.codec, crf=args.crf, preset=args.preset, lossless=args.lossless,
                                fps=args.fps, frame_suffix="." + args.frame_format.lstrip("."),
                                overwrite=args.overwrite)
-        colorizer = _colorizer(args)
-        with sigterm_as_interrupt():
-            report = colorize_video(args.input, args.output, colorizer, options, encode,
+        if args.scheduler:
+            from core.cluster import ClusterError, video_on_cluster
+
+            try:
+                with sigterm_as_interrupt():
+                    report = video_on_cluster(args, options, encode)  # shots in parallel on a Dask cluster
+            except ClusterError as e:
+                return _fail(str(e))
+        else:
+            colorizer = _colorizer(args)
+            with sigterm_as_interrupt():
+                report = colorize_video(args.input, args.output, colorizer, options, encode,
                                         provenance=args.provenance)
     except (VideoIOError, ValueError, KeyError, OSError) as e:
         return _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)

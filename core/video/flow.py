@@ -127,6 +127,17 @@ def fb_mask(flow_cur_to_prev: np.ndarray, flow_prev_to_cur: np.ndarray, threshol
     return (err < threshold ** 2 + 0.05 * mag) & inside_mask(flow_cur_to_prev)
 
 
+def motion_luma(rgb: np.ndarray, max_side: int) -> np.ndarray:
+    """The 8-bit luma motion is analysed on: ``rgb`` ``[H, W, 3]`` -> ``[h, w]`` uint8, the longer side
+    at most ``max_side`` (``0`` = full size)."""
+    gray = luma_u8(rgb)
+    h, w = gray.shape
+    scale = min(1.0, max_side / max(h, w)) if max_side else 1.0
+    if scale == 1.0:
+        return gray
+    return cv2.resize(gray, (max(int(round(w * scale)), 8), max(int(round(h * scale)), 8)), interpolation=cv2.INTER_AREA)
+
+
 class MotionAnalyser:
     """Stateful: feed frames in order, get the :class:`Motion` from each one's predecessor.
 
@@ -145,11 +156,9 @@ class MotionAnalyser:
     def __call__(self, rgb: np.ndarray) -> Motion:
         """Motion for the frame ``rgb`` ``[H, W, 3]`` uint8/uint16 relative to the previous call's frame."""
         o = self.options
-        gray = luma_u8(rgb)
-        h, w = gray.shape
-        scale = min(1.0, o.max_side / max(h, w)) if o.max_side else 1.0
-        small = gray if scale == 1.0 else cv2.resize(gray, (max(int(round(w * scale)), 8), max(int(round(h * scale)), 8)),
-                                                      interpolation=cv2.INTER_AREA)
+        h, w = rgb.shape[:2]
+        small = motion_luma(rgb, o.max_side)
+        resized = small.shape != (h, w)
         hist = luma_histogram(small)
         prev_small, prev_hist = self._prev_small, self._prev_hist
         self._prev_small, self._prev_hist = small, hist
@@ -168,7 +177,7 @@ class MotionAnalyser:
         if share < o.min_reliable:
             return Motion(None, None, True, score, share)
         reliable_f = reliable.astype(np.float32)
-        if scale != 1.0:
+        if resized:
             flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR) * np.float32(
                 [w / small.shape[1], h / small.shape[0]])
             reliable_f = cv2.resize(reliable_f, (w, h), interpolation=cv2.INTER_LINEAR)

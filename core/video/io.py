@@ -117,6 +117,14 @@ class VideoFileReader:
             n_frames=self._stream.frames or None, rotation=rotation, high_bit_depth=high,
             audio_streams=len(self._container.streams.audio))
 
+    def seek(self, pts: int) -> None:
+        """Position the next :meth:`frames` at the keyframe at or before ``pts`` (the stream's time base);
+        frames before ``pts`` still come and are the caller's to drop."""
+        try:
+            self._container.seek(pts, stream=self._stream, backward=True, any_frame=False)
+        except av.error.FFmpegError as e:
+            raise VideoIOError(f"cannot seek in {self.path}: {_short(e)}") from None
+
     def frames(self) -> Iterator[SourceFrame]:
         fmt = "rgb48le" if self.info.high_bit_depth else "rgb24"
         index = 0

@@ -1,0 +1,214 @@
+"""``tinct colorize ... --scheduler``: files in small batches, one Dask task each.
+
+The client plans the jobs exactly as a local run does (:mod:`core.cli_colorize`); each task gets
+``--task-size`` (input, output) pairs, runs them through the same :func:`core.cli_colorize.colorize_jobs`
+on its worker's kept model and returns one result per file. Outputs are written by the worker with
+the atomic writer (temporary file beside the target, then rename), so a target either does not exist
+or is complete. A task whose worker dies is redone elsewhere by the scheduler; once the run is over,
+temporary files a killed worker left beside this run's targets are removed. Tasks are submitted in a
+bounded window, so a run over a million files keeps the scheduler's memory flat.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from distributed import as_completed
+
+from . import ClusterError
+from .connect import open_client
+from .worker import ModelSpec, TinctWorkerPlugin, colorizer_for, worker_name
+
+# Tasks in flight per worker thread: enough that no worker waits for the client, few enough that a
+# run over a million files does not put them all on the scheduler at once.
+TASKS_PER_THREAD = 4
+MIN_WINDOW = 16
+
+
+@dataclass(frozen=True)
+class FileTaskSettings:
+    """Everything a worker needs besides the files (small, sent with each task)."""
+
+    spec: ModelSpec
+    options: dict
+    mask_path: str | None
+    batch_size: int
+    jpeg_quality: int
+    max_megapixels: float
+    provenance: bool
+
+
+_MASKS: dict[str, Any] = {}
+
+
+def _mask(path: str | None, max_megapixels: float) -> Any:
+    if path is None:
+        return None
+    if path not in _MASKS:
+        from core.cli_colorize import _read_mask
+
+        _MASKS[path] = _read_mask(Path(path), max_megapixels)
+    return _MASKS[path]
+
+
+def colorize_task(pairs: list[tuple[str, str]], settings: FileTaskSettings) -> dict[str, Any]:
+    """Worker side: colorize ``(input, output)`` pairs: ``{"results": [{"input", "error", "seconds", "worker"}
+    per file], "chosen": {"photo": n, "document": n}}``.
+
+    A per-file failure is a result with ``error`` set; the task itself only fails when the model
+    cannot be loaded.
+    """
+    from core.cli_colorize import Job, colorize_jobs
+
+    colorizer = colorizer_for(settings.spec)
+    mask = _mask(settings.mask_path, settings.max_megapixels)
+    name = worker_name()
+    results: list[dict[str, Any]] = []
+    chosen = {"photo": 0, "document": 0}
+
+    def report(job: Job, error: str | None, seconds: float) -> None:
+        results.append({"input": str(job.source), "error": error, "seconds": seconds, "worker": name})
+
+    jobs = [Job(Path(source), Path(target)) for source, target in pairs]
+    try:
+        colorize_jobs(colorizer, jobs, options=settings.options, mask=mask, batch_size=settings.batch_size,
+                      jpeg_quality=settings.jpeg_quality, max_megapixels=settings.max_megapixels,
+                      provenance=settings.provenance, report=report, chosen=chosen)
+    except Exception as error:  # noqa: BLE001 - the files not reported yet fail with this one line each
+        done = {r["input"] for r in results}
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        results += [{"input": str(job.source), "error": f"{job.source}: {message}", "seconds": 0.0, "worker": name}
+                    for job in jobs if str(job.source) not in done]
+    return {"results": results, "chosen": chosen}
+
+
+def _chunks(jobs: list, size: int) -> Iterator[list]:
+    for start in range(0, len(jobs), size):
+        yield jobs[start:start + size]
+
+
+def register_model(client: Any, spec: ModelSpec) -> None:
+    """Load ``spec``'s model on every worker (and on workers that join later).
+
+    Raises:
+        ClusterError: a worker could not load it (missing weights, bad device...), one line.
+    """
+    plugin = TinctWorkerPlugin(spec)
+    try:
+        client.register_plugin(plugin)
+    except Exception as error:  # noqa: BLE001 - a worker's set-up failure, whatever it is, is one line
+        try:
+            client.unregister_worker_plugin(plugin.name)
+        except Exception:  # noqa: BLE001 - not registered at all: nothing to undo
+            pass
+        text = str(error).strip()
+        raise ClusterError(f"a worker could not load the model {spec.model!r}: "
+                           f"{text.splitlines()[0] if text else type(error).__name__}") from None
+
+
+def check_resources(client: Any, resources: dict[str, float]) -> str | None:
+    """A note when no connected worker offers ``resources`` (tasks would wait for one), else ``None``."""
+    if not resources:
+        return None
+    try:
+        workers = client.scheduler_info(n_workers=-1).get("workers", {}).values()  # all, not the first 5
+    except TypeError:  # distributed before 2025: always all of them
+        workers = client.scheduler_info().get("workers", {}).values()
+    for info in workers:
+        offered = info.get("resources", {}) or {}
+        if all(offered.get(name, 0) >= amount for name, amount in resources.items()):
+            return None
+    wanted = ",".join(f"{k}={v:g}" for k, v in resources.items())
+    return f"no worker offers {wanted} yet (start workers with --resources {wanted}); tasks wait for one"
+
+
+def remove_stale_temporaries(targets: list[Path]) -> int:
+    """Remove the atomic writer's temporary files (``.NAME.*.tmp``) beside ``targets``; returns how many.
+
+    Called once every task of the run is over, when only a killed worker can have left one.
+    """
+    by_folder: dict[Path, set[str]] = {}
+    for target in targets:
+        by_folder.setdefault(target.parent, set()).add(target.name)
+    removed = 0
+    for folder, names in by_folder.items():
+        try:
+            entries = os.listdir(folder)
+        except OSError:
+            continue
+        for entry in entries:
+            if not (entry.startswith(".") and entry.endswith(".tmp")):
+                continue
+            owner = entry[1:].rsplit(".", 2)[0]  # ".NAME.<random>.tmp" -> NAME
+            if owner in names:
+                try:
+                    os.unlink(folder / entry)
+                    removed += 1
+                except OSError:
+                    pass
+    return removed
+
+
+def colorize_files(jobs: list, args: Any, options: dict, report: Callable[..., None], chosen: dict[str, int]) -> None:
+    """Colorize ``jobs`` (``core.cli_colorize.Job``) on the cluster ``args.scheduler``.
+
+    ``report(job, error, seconds, worker)`` is called once per job as results arrive, exactly as
+    the local run calls it; ``chosen`` adds up the content kinds the workers saw. Raises :class:`ClusterError` when the cluster cannot be used.
+    """
+    from tqdm import tqdm
+
+    from core.runs import parse_resources
+
+    try:
+        resources = parse_resources(args.resources)
+    except ValueError as error:
+        raise ClusterError(str(error)) from None
+    spec = ModelSpec(args.model, args.device, None, args.fetch)
+    settings = FileTaskSettings(spec, dict(options), None if args.mask is None else str(Path(args.mask).resolve()),
+                                args.batch_size, args.jpeg_quality, args.max_megapixels, args.provenance)
+    by_source = {str(job.source.resolve()): job for job in jobs}
+    pairs = [(str(job.source.resolve()), str(job.target.resolve())) for job in jobs]
+    run_id = uuid.uuid4().hex[:12]
+    with open_client(args.scheduler) as client:
+        register_model(client, spec)
+        note = check_resources(client, resources)
+        if note:
+            tqdm.write(f"tinct colorize: note: {note}")
+        threads = sum(client.nthreads().values()) or 1
+        window = max(MIN_WINDOW, TASKS_PER_THREAD * threads)
+        chunks = enumerate(_chunks(pairs, args.task_size))
+        futures = as_completed()
+        chunk_of: dict[str, list[tuple[str, str]]] = {}
+
+        def submit_next() -> None:
+            item = next(chunks, None)
+            if item is None:
+                return
+            index, chunk = item
+            future = client.submit(colorize_task, chunk, settings, key=f"tinct-colorize-{run_id}-{index}",
+                                   resources=resources or None, pure=False)
+            chunk_of[future.key] = chunk
+            futures.add(future)
+
+        for _ in range(window):
+            submit_next()
+        for future in futures:
+            chunk = chunk_of.pop(future.key)
+            try:
+                answer = future.result()
+                results = answer["results"]
+                for kind, count in answer["chosen"].items():
+                    chosen[kind] = chosen.get(kind, 0) + count
+            except Exception as error:  # noqa: BLE001 - KilledWorker and the like: these files failed
+                text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                results = [{"input": source, "error": f"{source}: lost on the cluster ({type(error).__name__}: "
+                            f"{text})", "seconds": 0.0, "worker": None} for source, _ in chunk]
+            future.release()
+            for result in results:
+                report(by_source[result["input"]], result["error"], result["seconds"], result["worker"])
+            submit_next()
+    remove_stale_temporaries([job.target for job in jobs])

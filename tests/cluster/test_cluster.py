@@ -1,0 +1,258 @@
+"""``--scheduler``: the same commands on a real Dask cluster (scheduler and worker processes on 127.0.0.1).
+
+The model is the shipped ``tinct-small`` at a small render size; workers have one thread each.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cluster_support import audio_packets, decoded_frames, frame_times, gray_images
+from core.bench_cluster import colour_photos
+from core.cli import main
+from core.paths import PROJECT_ROOT
+from core.runs import read_manifest
+from core.video import synth
+
+
+RENDER = ["--render-size", "64"]
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """The local reference runs in this process on one thread, like each worker."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory):
+    """A scheduler and two one-thread workers; ``gpu`` advertises the resource GPU=1 (a label here)."""
+    from core.cluster.processes import DaskProcesses
+
+    cluster = DaskProcesses(tmp_path_factory.mktemp("dask"))
+    try:
+        cluster.start_worker("gpu", resources="GPU=1")
+        cluster.start_worker("cpu")
+        cluster.names = cluster.wait_for_workers(2)
+        yield cluster
+    finally:
+        cluster.close()
+
+
+def _pixels(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im)
+
+
+def _last_line(text: str) -> str:
+    return [line for line in text.splitlines() if line.strip()][-1]
+
+
+def _temporaries(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_cluster_without_dask_says_how_to_install(tmp_path, capsys, monkeypatch):
+    gray_images(tmp_path / "in", 2)
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if the extra were not installed
+    rc = main(["colorize", str(tmp_path / "in"), "--out-dir", str(tmp_path / "out"), "--scheduler", "local:1"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert [line for line in err.splitlines() if "error" in line] == [
+        "tinct colorize: error: --scheduler needs Dask, which is not installed: "
+        "pip install 'tinct[cluster]' (or: python3 install.py --cluster)"]
+    assert not list((tmp_path / "out").glob("*.png"))
+
+
+def test_cluster_local_run_never_imports_the_cluster_code(tmp_path):
+    gray_images(tmp_path, 1)
+    code = ("import sys; from core.cli import main; "
+            f"rc = main(['colorize', {str(tmp_path / 'scan_000.png')!r}, '--render-size', '64']); "
+            "assert rc == 0, rc; "
+            "bad = [m for m in ('core.cluster', 'distributed', 'dask') if m in sys.modules]; "
+            "assert not bad, bad")
+    done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "scan_000_color.png").is_file()
+
+
+def test_cluster_results_summary_and_manifest_equal_a_local_run(dask_cluster, tmp_path, capsys):
+    gray_images(tmp_path / "in", 7)
+    # Last in order, so the local run's network batches are the cluster's tasks: the same batches give
+    # the same pixels (another split of the batches differs by float rounding, at most 1 code value).
+    (tmp_path / "in" / "zz_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    common = [str(tmp_path / "in"), *RENDER, "--batch-size", "2"]
+    rc_local = main(["colorize", *common, "--out-dir", str(tmp_path / "local"), "--manifest", str(tmp_path / "local.jsonl")])
+    err_local = capsys.readouterr().err
+    rc_cluster = main(["colorize", *common, "--out-dir", str(tmp_path / "cluster"), "--scheduler", dask_cluster.address,
+                       "--task-size", "2", "--manifest", str(tmp_path / "cluster.jsonl")])
+    err_cluster = capsys.readouterr().err
+    assert rc_local == rc_cluster == 1  # the broken file
+    assert _last_line(err_local) == _last_line(err_cluster)
+    assert _last_line(err_cluster).startswith("tinct colorize: 7 of 8 image(s) colorized, 1 failed (")
+    errors = [line for line in err_cluster.splitlines() if "error" in line]
+    assert len(errors) == 1 and "zz_broken.png" in errors[0]
+
+    local = sorted(p.name for p in (tmp_path / "local").iterdir())
+    assert local == sorted(p.name for p in (tmp_path / "cluster").iterdir()) and len(local) == 7
+    for name in local:
+        assert np.array_equal(_pixels(tmp_path / "local" / name), _pixels(tmp_path / "cluster" / name)), name
+
+    lines = read_manifest(tmp_path / "cluster.jsonl")
+    assert sorted(Path(e["input"]).name for e in lines) == sorted(p.name for p in (tmp_path / "in").iterdir())
+    assert {e["status"] for e in lines if "broken" not in e["input"]} == {"ok"}
+    assert [e["status"] for e in lines if "broken" in e["input"]] == ["error"]
+    assert {e["worker"] for e in lines} <= set(dask_cluster.names.values())
+    assert all(e["model"] == "default" and e["seconds"] >= 0 for e in lines)
+    assert all(Path(e["output"]).parent == tmp_path / "cluster" for e in lines)
+    local_lines = read_manifest(tmp_path / "local.jsonl")
+    assert {(Path(e["input"]).name, e["status"]) for e in local_lines} == {(Path(e["input"]).name, e["status"])
+                                                                          for e in lines}
+    assert {e["worker"] for e in local_lines} == {"local"}
+
+
+@pytest.mark.parametrize("where", ["local", "cluster"])
+def test_cluster_skip_existing_redoes_exactly_the_missing_files(dask_cluster, tmp_path, capsys, where):
+    gray_images(tmp_path / "in", 6, seed=1)
+    extra = ["--scheduler", dask_cluster.address] if where == "cluster" else []
+    argv = ["colorize", str(tmp_path / "in"), "--out-dir", str(tmp_path / "out"), *RENDER, *extra]
+    assert main(argv) == 0
+    outputs = sorted((tmp_path / "out").iterdir())
+    reference = {p.name: _pixels(p) for p in outputs}
+    removed = {outputs[1].name, outputs[4].name}
+    for name in removed:
+        (tmp_path / "out" / name).unlink()
+    before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (tmp_path / "out").iterdir()}
+    capsys.readouterr()
+
+    time.sleep(0.05)  # a rewrite would show in mtime
+    assert main([*argv, "--skip-existing", "--manifest", str(tmp_path / "m.jsonl")]) == 0
+    err = capsys.readouterr().err
+    assert "4 image(s) skipped" in err and _last_line(err) == "tinct colorize: 2 of 2 image(s) colorized"
+    after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (tmp_path / "out").iterdir()}
+    assert set(after) == set(reference)
+    assert {name: after[name] for name in before} == before  # untouched: same inode, same mtime
+    for name in removed:
+        assert np.array_equal(_pixels(tmp_path / "out" / name), reference[name])
+    statuses = {Path(e["output"]).name: e["status"] for e in read_manifest(tmp_path / "m.jsonl")}
+    assert statuses == {name: ("ok" if name in removed else "skipped") for name in reference}
+
+
+def test_cluster_resources_send_tasks_only_to_workers_that_have_them(dask_cluster, tmp_path, capsys):
+    gray_images(tmp_path / "in", 4, seed=2)
+    rc = main(["colorize", str(tmp_path / "in"), "--out-dir", str(tmp_path / "out"), *RENDER, "--task-size", "1",
+               "--scheduler", dask_cluster.address, "--resources", "GPU=1", "--manifest", str(tmp_path / "m.jsonl")])
+    assert rc == 0
+    assert {e["worker"] for e in read_manifest(tmp_path / "m.jsonl")} == {dask_cluster.names["gpu"]}
+    capsys.readouterr()
+    assert main(["colorize", str(tmp_path / "in"), "--out-dir", str(tmp_path / "x"), "--scheduler",
+                 dask_cluster.address, "--resources", "GPU"]) == 2
+    assert "expected NAME=N" in capsys.readouterr().err
+
+
+def test_cluster_local_address_runs_its_own_worker_processes(tmp_path, capsys):
+    from core.cluster import ClusterError
+    from core.cluster.connect import parse_local
+
+    assert parse_local("local:3") == 3 and parse_local("tcp://10.0.0.1:8786") is None
+    with pytest.raises(ClusterError, match="local:N"):
+        parse_local("local:x")
+    gray_images(tmp_path / "in", 2, seed=3)
+    rc = main(["colorize", str(tmp_path / "in"), "--out-dir", str(tmp_path / "out"), *RENDER,
+               "--scheduler", "local:1", "--manifest", str(tmp_path / "m.jsonl")])
+    assert rc == 0 and len(list((tmp_path / "out").glob("*.png"))) == 2
+    workers = {e["worker"] for e in read_manifest(tmp_path / "m.jsonl")}
+    assert len(workers) == 1 and next(iter(workers)).startswith("tcp://127.0.0.1:")
+
+
+def _film(path: Path, shots: tuple[int, ...]) -> synth.WrittenClip:
+    photos = colour_photos(len(shots), seed=5)
+    spec = synth.random_spec(len(photos), 96, 64, shots, photo_sizes=[p.shape[:2] for p in photos], seed=5)
+    return synth.write_video(path, (synth.to_gray(f) for f in synth.render_clip(photos, spec)), Fraction(24))
+
+
+def test_cluster_film_split_at_cuts_keeps_frames_timestamps_and_audio(dask_cluster, tmp_path, capsys):
+
+    film = tmp_path / "film.mp4"
+    written = _film(film, (26, 30, 25))
+    assert written.audio_packets > 0
+    common = [*RENDER, "--preset", "ultrafast", "--no-progress"]
+    assert main(["video", str(film), str(tmp_path / "local.mp4"), *common, "--threads", "1"]) == 0
+    local_out = capsys.readouterr().out
+    assert main(["video", str(film), str(tmp_path / "cluster.mp4"), *common, "--scheduler", dask_cluster.address]) == 0
+    captured = capsys.readouterr()
+    assert "3 shot(s) in 3 task(s) on 2 worker(s)" in captured.err
+    assert "81 frames" in local_out and "81 frames" in captured.out and "3 shot start(s)" in captured.out
+
+    local, cluster = tmp_path / "local.mp4", tmp_path / "cluster.mp4"
+    assert frame_times(cluster) == frame_times(local) == frame_times(film)
+    assert audio_packets(cluster) == audio_packets(local) == audio_packets(film)
+    a, b = decoded_frames(local), decoded_frames(cluster)
+    assert len(a) == len(b) == 81
+    assert max(float(np.abs(x.astype(np.int16) - y.astype(np.int16)).mean()) for x, y in zip(a, b)) < 0.5
+    assert _temporaries(tmp_path) == []  # the shot files' folder is gone
+
+
+def test_cluster_worker_killed_mid_run_loses_nothing(dask_cluster, tmp_path):
+    """Last in this module: it leaves the cluster one worker short."""
+    from distributed import Client
+
+    inputs = gray_images(tmp_path / "in", 40, size=(160, 120), seed=4)
+    out = tmp_path / "out"
+    manifest = tmp_path / "m.jsonl"
+    client_run = subprocess.Popen(
+        [sys.executable, "-m", "core.cli", "colorize", str(tmp_path / "in"), "--out-dir", str(out),
+         "--render-size", "128", "--task-size", "1", "--scheduler", dask_cluster.address, "--manifest", str(manifest)],
+        cwd=PROJECT_ROOT, env=dict(os.environ, OMP_NUM_THREADS="1"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    try:
+        with Client(dask_cluster.address, timeout=60) as client:
+            deadline = time.monotonic() + 240
+            victim = in_flight = None
+            while victim is None:
+                assert client_run.poll() is None and time.monotonic() < deadline, "the run ended before the kill"
+                if manifest.is_file() and manifest.read_text().count("\n") >= 2:
+                    busy = {w: keys for w, keys in client.processing().items() if keys}
+                    gpu = dask_cluster.names["gpu"]
+                    if gpu in busy:
+                        victim, in_flight = "gpu", busy[gpu]
+                time.sleep(0.02)
+            dask_cluster.kill_worker(victim)
+        stdout, stderr = client_run.communicate(timeout=300)
+    finally:
+        if client_run.poll() is None:
+            client_run.kill()
+            client_run.wait()
+    assert client_run.returncode == 0, stderr[-2000:]
+    assert _last_line(stderr) == "tinct colorize: 40 of 40 image(s) colorized"
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{p.stem}_color.png" for p in inputs)  # no temporaries
+    for path in out.iterdir():
+        assert _pixels(path).shape == (120, 160, 3)
+
+    lines = read_manifest(manifest)
+    assert sorted(Path(e["input"]).name for e in lines) == sorted(p.name for p in inputs)  # each exactly once
+    assert {e["status"] for e in lines} == {"ok"}
+    survivor = dask_cluster.names["cpu"]
+    redone = [inputs[int(key.rsplit("-", 1)[1])].name for key in in_flight]
+    by_input = {Path(e["input"]).name: e["worker"] for e in lines}
+    assert any(by_input[name] == survivor for name in redone), (redone, by_input)
+
+    reference = tmp_path / "reference"
+    assert main(["colorize", *map(str, inputs[:6]), "--out-dir", str(reference), "--render-size", "128",
+                 "--batch-size", "1"]) == 0  # one file per network call, like the one-file tasks
+    for path in reference.iterdir():
+        assert np.array_equal(_pixels(path), _pixels(out / path.name)), path.name

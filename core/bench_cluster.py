@@ -20,13 +20,14 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -45,6 +46,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", default="1,2", help="worker counts to time, comma-separated (default 1,2)")
     p.add_argument("--film-seconds", type=float, default=120.0, help="film length in seconds (default 120; 0 = no film)")
     p.add_argument("--film-size", default="320x180", help="film frame size WxH (default 320x180)")
+    p.add_argument("--film-fps", type=Fraction, default=Fraction(24), help="film frame rate (default 24)")
     p.add_argument("--shots", type=int, default=8, help="shots in the film (default 8)")
     p.add_argument("--model", default="default", help="model (default: the embedded one)")
     p.add_argument("--render-size", type=int, default=None, metavar="N", help="render size (default: the engine's)")
@@ -93,17 +95,36 @@ def write_film(path: Path, width: int, height: int, seconds: float, shots: int, 
 # --------------------------------------------------------------------------------- timed runs
 
 
-def _timed(argv: list[str], threads: int | None = None) -> dict[str, Any]:
-    """Run ``tinct ARGV`` in a fresh process; its wall time and exit status."""
-    env = dict(os.environ)
-    if threads is not None:
-        env["OMP_NUM_THREADS"] = str(threads)
+def _process_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a running process (Linux ``/proc``; ``None`` elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _timed(argv: list[str], worker_pids: Sequence[int] = ()) -> dict[str, Any]:
+    """Run ``tinct ARGV`` in a fresh process: its wall time, and the CPU seconds it and the workers
+    ``worker_pids`` spent meanwhile (on a busy machine wall time measures the neighbours too; CPU time
+    per file does not)."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    workers_before = [_process_cpu_s(pid) for pid in worker_pids]
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "core.cli", *argv], env=env, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "core.cli", *argv], capture_output=True, text=True)
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    workers_after = [_process_cpu_s(pid) for pid in worker_pids]
     if done.returncode != 0:
         raise RuntimeError(f"tinct {' '.join(argv[:1])} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
-    return {"wall_s": round(wall, 3), "stdout": done.stdout.strip()[-400:]}
+    client_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    result: dict[str, Any] = {"wall_s": round(wall, 3), "client_cpu_s": round(client_cpu, 2)}
+    if worker_pids and None not in workers_before + workers_after:
+        result["workers_cpu_s"] = round(sum(a - b for a, b in zip(workers_after, workers_before)), 2)
+    result["stdout"] = done.stdout.strip()[-400:]
+    return result
 
 
 def _with_cluster(folder: Path, workers: int, argv_for: Any) -> dict[str, Any]:
@@ -120,7 +141,7 @@ def _with_cluster(folder: Path, workers: int, argv_for: Any) -> dict[str, Any]:
             cluster.start_worker(f"w{k}")
         cluster.wait_for_workers(workers)
         started = time.perf_counter() - start
-        result = _timed(argv_for(cluster.address))
+        result = _timed(argv_for(cluster.address), [p.pid for p in cluster.workers.values()])
         with Client(cluster.address, timeout=60) as client:
             loads = client.run(model_loads)
     finally:
@@ -129,11 +150,18 @@ def _with_cluster(folder: Path, workers: int, argv_for: Any) -> dict[str, Any]:
     return result
 
 
+def _fresh(folder: Path) -> Path:
+    """``folder`` emptied of an earlier bench run's outputs (it only ever holds those)."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    return folder
+
+
 def _photos_section(args: argparse.Namespace, work: Path, worker_counts: list[int]) -> dict[str, Any]:
     from core.bench import synthetic_size, write_synthetic_photo
 
     height, width = synthetic_size(args.megapixels)
-    src = work / "photos"
+    src = work / f"photos-{args.photos}x{width}x{height}"
     src.mkdir(parents=True, exist_ok=True)
     for i in range(args.photos):
         path = src / f"scan_{i:04d}.jpg"
@@ -145,15 +173,18 @@ def _photos_section(args: argparse.Namespace, work: Path, worker_counts: list[in
     out: dict[str, Any] = {"photos": args.photos, "size": f"{width}x{height}",
                            "megapixels": round(width * height / 1e6, 2)}
     print(f"photos: {args.photos} of {width}x{height}; plain local run", file=sys.stderr)
-    local = _timed([*common, "--out-dir", str(work / "out-local")])
+    local = _timed([*common, "--out-dir", str(_fresh(work / "out-local"))])
     local["files_per_s"] = round(args.photos / local["wall_s"], 3)
+    local["cpu_s_per_file"] = round(local["client_cpu_s"] / args.photos, 3)
     out["local"] = local
     for n in worker_counts:
         print(f"photos: cluster of {n} worker(s)", file=sys.stderr)
-        target = work / f"out-cluster-{n}"
+        target = _fresh(work / f"out-cluster-{n}")
         run = _with_cluster(work / f"dask-photos-{n}",
                             n, lambda address: [*common, "--out-dir", str(target), "--scheduler", address])
         run["files_per_s"] = round(args.photos / run["wall_s"], 3)
+        if "workers_cpu_s" in run:
+            run["cpu_s_per_file"] = round((run["workers_cpu_s"] + run["client_cpu_s"]) / args.photos, 3)
         out[f"cluster_{n}"] = run
     return out
 
@@ -161,9 +192,11 @@ def _photos_section(args: argparse.Namespace, work: Path, worker_counts: list[in
 def _film_section(args: argparse.Namespace, work: Path, worker_counts: list[int]) -> dict[str, Any]:
     width, height = (int(v) for v in args.film_size.lower().split("x"))
     film = work / "film.mp4"
-    print(f"film: writing {args.film_seconds:g} s at {width}x{height}, {args.shots} shots", file=sys.stderr)
-    written, spec = write_film(film, width, height, args.film_seconds, args.shots)
-    out: dict[str, Any] = {"seconds": args.film_seconds, "size": f"{width}x{height}", "frames": written.n_frames,
+    print(f"film: writing {args.film_seconds:g} s at {width}x{height}, {args.film_fps} frames/s, {args.shots} shots",
+          file=sys.stderr)
+    written, spec = write_film(film, width, height, args.film_seconds, args.shots, args.film_fps)
+    out: dict[str, Any] = {"seconds": args.film_seconds, "size": f"{width}x{height}", "fps": str(args.film_fps),
+                           "frames": written.n_frames,
                            "shots": args.shots, "shot_frames": [s.n_frames for s in spec.shots]}
     common = ["--model", args.model, "--no-progress", "--preset", "veryfast"]
     if args.render_size:
@@ -175,6 +208,8 @@ def _film_section(args: argparse.Namespace, work: Path, worker_counts: list[int]
         run = _with_cluster(work / f"dask-film-{n}", n,
                             lambda address: ["video", str(film), str(target), *common, "--scheduler", address])
         run["frames_per_s"] = round(written.n_frames / run["wall_s"], 3)
+        if "workers_cpu_s" in run:
+            run["cpu_s_per_frame"] = round((run["workers_cpu_s"] + run["client_cpu_s"]) / written.n_frames, 4)
         out[f"cluster_{n}"] = run
     return out
 
@@ -193,12 +228,32 @@ def summarise(report: dict[str, Any]) -> dict[str, Any]:
                                             film.get("cluster_1", {}).get("frames_per_s"))}
     verdict = {k: (None if v is None else v >= TARGETS[k]) for k, v in ratios.items()}
     out: dict[str, Any] = {"ratios": ratios, "targets": TARGETS, "meets_target": verdict}
+    cpu = {"photos_local": photos.get("local", {}).get("cpu_s_per_file"),
+           **{f"photos_{n}_workers": photos.get(f"cluster_{n}", {}).get("cpu_s_per_file") for n in (1, 2)},
+           **{f"film_{n}_workers": film.get(f"cluster_{n}", {}).get("cpu_s_per_frame") for n in (1, 2)}}
+    # CPU seconds per item do not depend on what else runs on the machine: equal per-item cost for 1 and
+    # 2 workers means 2 free cores would give 2 / (cost_2 / cost_1) times the throughput.
+    out["cpu_seconds_per_item"] = cpu
+    out["speedup_on_free_cores_from_cpu"] = {
+        "photos_2_vs_1_workers": _ratio(2 * (cpu["photos_1_workers"] or 0), cpu["photos_2_workers"]),
+        "photos_cluster_vs_local": _ratio(cpu["photos_local"], cpu["photos_2_workers"]),
+        "film_2_vs_1_workers": _ratio(2 * (cpu["film_1_workers"] or 0), cpu["film_2_workers"])}
+    if cpu["photos_1_workers"]:
+        # What one worker does on a core of its own: a busy machine's wall time measures the neighbours too.
+        per_core_hour = 3600.0 / cpu["photos_1_workers"]
+        cpu_efficiency = min(1.0, (out["speedup_on_free_cores_from_cpu"]["photos_2_vs_1_workers"] or 2.0) / 2.0)
+        out["extrapolation_dedicated_cores"] = {
+            "files_per_hour_per_worker": round(per_core_hour),
+            "scaling_efficiency": round(cpu_efficiency, 3),
+            f"hours_for_{ARCHIVE_SCANS}_scans": {str(n): round(ARCHIVE_SCANS / (per_core_hour * n * (1.0 if n == 1 else cpu_efficiency)), 1)
+                                                  for n in ARCHIVE_WORKERS},
+        }
     best = rate[2] or rate[1]
     if best:
         workers = 2 if rate[2] else 1
         per_worker_hour = best / workers * 3600.0
         efficiency = (ratios["photos_2_vs_1_workers"] or 2.0) / 2.0 if rate[2] else 1.0
-        out["extrapolation"] = {
+        out["extrapolation_measured_wall"] = {
             "files_per_hour_per_worker": round(per_worker_hour),
             "scaling_efficiency": round(efficiency, 3),
             "assumes": ("one-thread CPU workers like these, at the measured per-worker rate and 2-worker "

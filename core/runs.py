@@ -32,8 +32,8 @@ def add_cluster_arguments(p: argparse.ArgumentParser, *, task_size: bool) -> Non
     """``--scheduler`` and ``--resources`` (and ``--task-size`` for file runs)."""
     g = p.add_argument_group("cluster (needs the extra tinct[cluster])")
     g.add_argument("--scheduler", metavar="ADDRESS",
-                   help="run on a Dask cluster: a running scheduler (tcp://host:8786) or local[:N] "
-                        "(a local cluster of N one-thread worker processes; default N = CPU cores)")
+                   help="run on a Dask cluster: a running scheduler (tcp://host:8786), its scheduler file, or "
+                        "local[:N] (a local cluster of N one-thread worker processes; default N = CPU cores)")
     g.add_argument("--resources", metavar="NAME=N[,NAME=N]",
                    help="each task needs these worker resources, e.g. GPU=1: it then only goes to workers "
                         "started with 'dask worker ... --resources GPU=1', one task per GPU at a time")

@@ -71,8 +71,12 @@ class EfficientNetLite0Encoder(nn.Module):
         self._blocks = nn.ModuleList(blocks)
         self.act = nn.ReLU6(inplace=True)
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self.act(self._bn0(self._conv_stem(x)))
+    def forward(self, x: torch.Tensor, stem_residual: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """``stem_residual`` (``[N, 32, H/2, W/2]``, optional) is added to the stem convolution before its norm."""
+        x = self._conv_stem(x)
+        if stem_residual is not None:
+            x = x + stem_residual
+        x = self.act(self._bn0(x))
         feats = []
         for i, block in enumerate(self._blocks):
             x = block(x)

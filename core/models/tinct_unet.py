@@ -3,6 +3,16 @@
 The classification head predicts logits over the model's in-gamut ab bins at 1/4 resolution
 (Zhang et al. 2016); the regression head predicts ab directly (the Dahl-style L2 baseline the paper
 compares against). The bin table is a persistent buffer, so it travels inside the weights file.
+
+Two optional parts (off in the first-generation files, whose config lacks them):
+
+- ``hints``: user colour hints (Zhang et al. 2017) enter twice, at the encoder's stem (full resolution,
+  added to the stem convolution) and at 1/4 resolution (added to the 1/4 skip feature), so a hint reaches
+  the output both through the whole network and by a short path. Both branches start at zero, so a
+  hint-capable network initialised from a hint-less one computes the same function until trained.
+- ``global_context``: an image-level feature (the mean of the 1/32 feature map through a small MLP) is
+  broadcast and added to the decoder at 1/16 (Iizuka et al. 2016), for scene-consistent colour. Its last
+  layer also starts at zero.
 """
 
 from __future__ import annotations
@@ -17,6 +27,34 @@ from . import register_model
 from .efficientnet_lite import FEATURE_CHANNELS, EfficientNetLite0Encoder
 
 AB_SCALE = 110.0
+HINT_CHANNELS = 3  # ab / AB_SCALE and the mask
+
+
+def hint_tensor(L: torch.Tensor, hint_ab: torch.Tensor | None, hint_mask: torch.Tensor | None) -> torch.Tensor:
+    """The network's hint input: ``[N, 3, H, W]`` = (a, b) / 110 where hinted (0 elsewhere), and the mask.
+
+    ``hint_ab`` ``[N, 2, H, W]`` in ab units and ``hint_mask`` ``[N, 1, H, W]`` in {0, 1}; both None means no
+    hints. Raises ValueError when only one is given or the shapes do not match ``L``.
+    """
+    n, _, h, w = L.shape
+    if hint_ab is None and hint_mask is None:
+        return L.new_zeros(n, HINT_CHANNELS, h, w)
+    if hint_ab is None or hint_mask is None:
+        raise ValueError("hint_ab and hint_mask must be given together")
+    if hint_ab.shape != (n, 2, h, w) or hint_mask.shape != (n, 1, h, w):
+        raise ValueError(
+            f"hints must be [N, 2, H, W] and [N, 1, H, W] like L {tuple(L.shape)}, "
+            f"got {tuple(hint_ab.shape)} and {tuple(hint_mask.shape)}"
+        )
+    mask = hint_mask.to(L.dtype)
+    return torch.cat([hint_ab.to(L.dtype) * mask / AB_SCALE, mask], dim=1)
+
+
+def quarter_hints(hints: torch.Tensor) -> torch.Tensor:
+    """Hints pooled to 1/4 resolution: the mean hinted ab of each 4×4 cell and the fraction hinted, ``[N, 3, H/4, W/4]``."""
+    pooled = F.avg_pool2d(hints, 4)
+    cover = pooled[:, 2:]
+    return torch.cat([pooled[:, :2] / cover.clamp_min(1e-6) * (cover > 0), cover], dim=1)
 
 
 def _conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
@@ -53,13 +91,20 @@ class TinctUNet(nn.Module):
         head: Literal["classification", "regression"] = "classification",
         num_bins: int = 261,
         widths: Sequence[int] = (128, 96, 64),
+        hints: bool = False,
+        global_context: bool = False,
     ) -> None:
         super().__init__()
         if head not in ("classification", "regression"):
             raise ValueError(f"head must be 'classification' or 'regression', got {head!r}")
         self.head_kind = head
         self.config = {"head": head, "num_bins": num_bins, "widths": list(widths)}
+        if hints:
+            self.config["hints"] = True
+        if global_context:
+            self.config["global_context"] = True
         self.output = "logits" if head == "classification" else "ab"
+        self.accepts_hints = bool(hints)
         self.encoder = EfficientNetLite0Encoder(in_channels=1)
         c2, c4, c8, c16, c32 = FEATURE_CHANNELS
         w16, w8, w4 = widths
@@ -69,13 +114,34 @@ class TinctUNet(nn.Module):
         self.head = nn.Conv2d(w4, num_bins if head == "classification" else 2, 1)
         # The bin table lives in the state dict; it is only meaningful for the classification head.
         self.register_buffer("bin_centers", torch.zeros(num_bins if head == "classification" else 0, 2))
+        if hints:
+            stem = self.encoder._conv_stem
+            self.hint_stem = nn.Conv2d(HINT_CHANNELS, stem.out_channels, stem.kernel_size, stem.stride,
+                                       stem.padding, bias=False)
+            self.hint_quarter = nn.Sequential(
+                nn.Conv2d(HINT_CHANNELS, 32, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(32, c4, 3, padding=1)
+            )
+            nn.init.zeros_(self.hint_stem.weight)
+            nn.init.zeros_(self.hint_quarter[2].weight)
+            nn.init.zeros_(self.hint_quarter[2].bias)
+        if global_context:
+            self.context = nn.Sequential(nn.Linear(c32, 256), nn.ReLU(inplace=True), nn.Linear(256, w16))
+            nn.init.zeros_(self.context[2].weight)
+            nn.init.zeros_(self.context[2].bias)
 
     def forward(
         self, L: torch.Tensor, hint_ab: torch.Tensor | None = None, hint_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         x = L / 50.0 - 1.0  # the pretrained encoder saw RGB scaled by mean = std = 0.5
-        _, f4, f8, f16, f32 = self.encoder(x)
+        if self.accepts_hints:
+            hints = hint_tensor(L, hint_ab, hint_mask)
+            _, f4, f8, f16, f32 = self.encoder(x, stem_residual=self.hint_stem(hints))
+            f4 = f4 + self.hint_quarter(quarter_hints(hints))
+        else:
+            _, f4, f8, f16, f32 = self.encoder(x)
         y = self.up16(f32, f16)
+        if hasattr(self, "context"):
+            y = y + self.context(f32.mean(dim=(2, 3)))[:, :, None, None]
         y = self.up8(y, f8)
         y = self.up4(y, f4)
         out = self.head(y)

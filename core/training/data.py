@@ -87,10 +87,12 @@ class TrainingPlan:
         return [p for files in self.sources.values() for p in files]
 
 
-def training_plan(root: Path | None = None, held_back_every: int = 20) -> TrainingPlan:
+def training_plan(
+    root: Path | None = None, held_back_every: int = 20, misc_below: int = MISC_PHOTO_MIN_FILES
+) -> TrainingPlan:
     """Split every image under ``root`` into training sources, a held-back part and the validation splits.
 
-    Photo folders with fewer than :data:`MISC_PHOTO_MIN_FILES` files form one source ``photos/misc``.
+    Photo folders with fewer than ``misc_below`` training files form one source ``photos/misc``.
     """
     root = root or data_dir()
     val_rel = validation_files(root)
@@ -112,7 +114,7 @@ def training_plan(root: Path | None = None, held_back_every: int = 20) -> Traini
             by_source.setdefault(source_of(rel), []).append(p)
     merged: dict[str, list[Path]] = {}
     for name, files in by_source.items():
-        small = name.startswith("photos/") and len(files) < MISC_PHOTO_MIN_FILES
+        small = name.startswith("photos/") and len(files) < misc_below
         merged.setdefault("photos/misc" if small else name, []).extend(files)
     sources, held = {}, []
     for name in sorted(merged):
@@ -344,7 +346,7 @@ def simulate_hints(
         if torch.rand(1, generator=generator).item() < sim.p_none:
             continue
         u = torch.rand(1, generator=generator).item()
-        points = 1 + int(math.log(max(u, 1e-12)) / math.log(1.0 - sim.p_geometric))
+        points = 1 if sim.p_geometric >= 1 else 1 + int(math.log(max(u, 1e-12)) / math.log(1.0 - sim.p_geometric))
         for _ in range(min(points, sim.max_points)):
             s = int(torch.randint(lo, hi + 1, (1,), generator=generator))
             y = int(torch.randint(0, max(1, h - s + 1), (1,), generator=generator))

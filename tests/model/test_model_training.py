@@ -114,3 +114,139 @@ def test_prior_correction_shifts_logits_by_alpha_log_w():
     assert torch.equal(m(L), base)  # the original is untouched
     with pytest.raises(ValueError):
         correct_prior(m, w, 1.5)
+
+
+# --- second generation: sources, held-back files, hints, time budget, the CUDA path ---------------------------
+
+
+def _write_sources(root: Path) -> None:
+    rng = np.random.default_rng(1)
+    for folder, n in (("imagenet-samples", 4), ("bsds500/train", 2), ("photos/big", 40), ("photos/small", 3),
+                      ("documents/letters", 5)):
+        d = root / folder
+        d.mkdir(parents=True)
+        for i in range(n):
+            img = np.zeros((80, 100, 3), np.uint8) + rng.integers(0, 255, 3, dtype=np.uint8)
+            Image.fromarray(img).save(d / f"f{i:02d}.png")
+    (root / "photos" / "VALIDATION.txt").write_text("# never train\nbig/f00.png\n")
+    (root / "documents" / "VALIDATION.txt").write_text("letters/f01.png\n")
+
+
+def test_training_plan_keeps_validation_out_and_holds_back_every_nth_file(tmp_path, monkeypatch):
+    from core.training.data import training_plan
+
+    root = tmp_path / "data"
+    _write_sources(root)
+    monkeypatch.setattr("core.training.data.VAL_SPLIT_FILE", tmp_path / "none.txt")
+    plan = training_plan(root, held_back_every=10, misc_below=20)
+    val = {p.relative_to(root).as_posix() for p in plan.validation}
+    assert val == {"photos/big/f00.png", "documents/letters/f01.png"}
+    assert set(plan.sources) == {"imagenet-samples", "bsds500/train", "photos/big", "photos/misc", "documents"}
+    train = set(plan.train_files)
+    assert not train & set(plan.validation) and not train & set(plan.held_back)
+    assert len(plan.sources["photos/big"]) == 39 - 3 and len(plan.held_back) == 3  # every 10th of 39
+    assert len(train) + len(plan.held_back) + len(plan.validation) == 4 + 2 + 40 + 3 + 5
+
+
+def test_source_weights_cap_fixed_shares_and_damping():
+    from core.training.data import source_weights
+
+    w = source_weights({"a": 10000, "b": 100, "c": 100, "d": 0, "docs": 5}, shares={"docs": 0.1}, cap=0.3)
+    assert w["docs"] == pytest.approx(0.1) and "d" not in w
+    assert sum(w.values()) == pytest.approx(1.0)
+    assert w["a"] == pytest.approx(0.3) and w["b"] == pytest.approx(w["c"]) == pytest.approx(0.3)
+    damped = source_weights({"a": 100, "b": 100}, damp={"a": 0.5}, cap=1.0)
+    assert damped["a"] == pytest.approx(damped["b"] / 2)
+
+
+def test_simulated_hints_are_patch_means_and_often_absent():
+    from core.training.data import HintSimulation, simulate_hints
+
+    gen = torch.Generator().manual_seed(0)
+    ab = torch.randn(200, 2, 32, 32) * 30
+    hint_ab, mask = simulate_hints(ab, gen, HintSimulation(p_none=0.5))
+    hinted = mask.flatten(1).amax(1) > 0
+    assert 0.35 < hinted.float().mean() < 0.65  # about half the images get no hint
+    assert set(mask.unique().tolist()) <= {0.0, 1.0}
+    assert torch.all(hint_ab[mask.expand_as(hint_ab) == 0] == 0)
+    # a hint is constant over its patch and equals the patch's mean true ab (isolated 1-point case)
+    one = HintSimulation(p_none=0.0, p_geometric=1.0, sizes=(5, 5))
+    h, m = simulate_hints(ab[:1], torch.Generator().manual_seed(3), one)
+    ys, xs = torch.nonzero(m[0, 0], as_tuple=True)
+    assert len(ys) == 25
+    sl = (slice(None), slice(int(ys.min()), int(ys.max()) + 1), slice(int(xs.min()), int(xs.max()) + 1))
+    torch.testing.assert_close(h[0][sl], ab[0][sl].mean(dim=(1, 2), keepdim=True).expand(2, 5, 5))
+
+
+def test_hint_capable_network_starts_as_the_network_it_was_initialised_from():
+    from core.models.tinct_unet import TinctUNet
+
+    torch.manual_seed(0)
+    base = TinctUNet(num_bins=len(CENTERS)).eval()
+    torch.manual_seed(1)
+    v2 = TinctUNet(num_bins=len(CENTERS), hints=True, global_context=True).eval()
+    missing, unexpected = v2.load_state_dict(base.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith(("hint_stem.", "hint_quarter.", "context.")) for k in missing)
+    assert v2.accepts_hints and not base.accepts_hints
+    L = torch.rand(1, 1, 64, 64) * 100
+    hint_ab = torch.zeros(1, 2, 64, 64)
+    hint_ab[:, :, 10:20, 10:20] = 40.0
+    mask = (hint_ab[:, :1] != 0).float()
+    with torch.no_grad():
+        torch.testing.assert_close(v2(L), base(L))
+        torch.testing.assert_close(v2(L, hint_ab, mask), base(L))  # zero-initialised hint branches
+        v2.hint_quarter[2].weight.normal_()
+        assert not torch.allclose(v2(L, hint_ab, mask), base(L))
+        torch.testing.assert_close(v2(L), base(L))  # no hints still means no change
+    with pytest.raises(ValueError, match="together"):
+        v2(L, hint_ab, None)
+
+
+def _train_cmd(root: Path, run: Path, *extra: str) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "core.cli", "train", "--run-dir", str(run), "--data-root", str(root),
+            "--heads", "classification", "--hints", "--global-context", "--steps", "6", "--batch", "2", "--crop", "64",
+            "--val-every", "3", "--val-size", "64", "--threads", "1", "--document-share", "0.2", *extra]
+
+
+def test_train_command_time_budget_best_export_and_resume(tmp_path):
+    import json
+    import subprocess
+
+    root = tmp_path / "data"
+    _write_sources(root)
+    run = tmp_path / "runs" / "v2"
+    env = {"TINCT_SHARED": str(tmp_path / "no-shared"), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
+    init = Path(__file__).resolve().parents[2] / "core" / "weights" / "tinct-small.safetensors"
+    cmd = _train_cmd(root, run, "--init-from", str(init), "--export", "--export-dir", str(tmp_path / "out"))
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=init.parents[2], timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3, 4, 5, 6]
+    assert "classification/score" in records[2] and "classification/wrong_vivid" in records[5]
+    assert (run / "export" / "tinct-small.safetensors").exists()  # written as it went
+    tensors, meta = load_state_dict(tmp_path / "out" / "tinct-small.safetensors")
+    model = build_from_state(tensors, meta, "t")
+    assert model.accepts_hints and json.loads(meta["config"])["global_context"] is True
+    sources = json.loads((run / "run.json").read_text())["source_probabilities"]
+    assert sources["documents"] == pytest.approx(0.2) and max(sources.values()) <= 0.3 + 1e-9
+    # a zero-minute budget stops at once and the same command resumes where it stopped
+    cmd2 = _train_cmd(root, run, "--steps", "8", "--minutes", "0.0001")
+    assert subprocess.run(cmd2, capture_output=True, env=env, cwd=init.parents[2], timeout=600).returncode == 0
+    assert torch.load(run / "checkpoint.pt", weights_only=False)["step"] in (6, 7)
+    cmd3 = _train_cmd(root, run, "--steps", "8")
+    assert subprocess.run(cmd3, capture_output=True, env=env, cwd=init.parents[2], timeout=600).returncode == 0
+    assert torch.load(run / "checkpoint.pt", weights_only=False)["step"] == 8
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_training_path_runs_in_bf16_with_the_cache_on_the_device(tmp_path):
+    root = tmp_path / "data"
+    _write_sources(root)
+    cfg = TrainConfig(steps=3, batch=4, crop=64, warmup=1, val_every=3, ckpt_every=3, val_size=64,
+                      data_root=str(root), heads=("classification",), hints=True, global_context=True,
+                      device="cuda", document_share=0.2)
+    models = train(cfg, tmp_path / "run", progress=False, centers=CENTERS)
+    assert next(models["classification"].parameters()).is_cuda
+    assert (tmp_path / "run" / "export" / "tinct-small.safetensors").exists()

@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval-video": ("core.video.cli", "measure flicker (warping error) and colourfulness, and end-to-end speed"),
     "eval-hints": ("core.evaluate_control", "measure user control: colour hints, reference photos, confidence maps"),
     "bench": ("core.bench", "time the pipeline's stages against the reference pipeline"),
+    "bench-network": ("core.bench_network", "time the network alone (median ms per image)"),
     "bench-post": ("core.post.cli", "time each post-processing step at network resolution"),
     "train": ("core.training.cli", "train the embedded classification model and/or the regression baseline"),
     "info": ("core.info", "show how a Tinct output was made (its provenance record)"),

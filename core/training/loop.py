@@ -10,6 +10,7 @@ under bf16 autocast in channels_last.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -220,10 +221,18 @@ def validate(models: dict[str, TinctUNet], val: ImageCache, size: int, temperatu
     return out
 
 
-def _synthetic_pages(count: int, seed: int, short_side: int) -> tuple[list[torch.Tensor], list[str]]:
-    """``count`` generated document pages (uint8 ``[3, H, W]``), deterministic for ``seed``."""
-    from .synth_documents import render_page
+def _synthetic_pages(
+    count: int, seed: int, short_side: int, cache_dir: Path | None = None
+) -> tuple[list[torch.Tensor], list[str]]:
+    """``count`` generated document pages (uint8 ``[3, H, W]``), deterministic for ``seed`` (cached in ``cache_dir``)."""
+    from . import synth_documents
 
+    digest = hashlib.sha256(Path(synth_documents.__file__).read_bytes()).hexdigest()[:12]
+    cache_file = cache_dir / f"synthetic-{digest}-{seed}-{count}-{short_side}.pt" if cache_dir else None
+    if cache_file is not None and cache_file.exists():
+        blob = torch.load(cache_file, weights_only=True)
+        return blob["pages"], blob["names"]
+    render_page = synth_documents.render_page
     gen = torch.Generator().manual_seed(seed + 7919)
     pages, names = [], []
     for i in range(count):
@@ -232,6 +241,9 @@ def _synthetic_pages(count: int, seed: int, short_side: int) -> tuple[list[torch
         page = render_page(seed * 1_000_003 + i, h, w)
         pages.append(torch.from_numpy(page).permute(2, 0, 1).contiguous())
         names.append(f"synthetic-{i:05d}")
+    if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(cache_file, lambda f: torch.save({"pages": pages, "names": names}, f))
     return pages, names
 
 
@@ -243,7 +255,7 @@ def prepare_data(cfg: TrainConfig, cache_dir: Path) -> tuple[ImageCache, ImageCa
     held_files = plan.held_back or plan.validation
     held_cache = ImageCache.build({"held-back": held_files}, cfg.short_side, cache_dir)
     if cfg.synthetic_pages:
-        pages, names = _synthetic_pages(cfg.synthetic_pages, cfg.seed, cfg.short_side)
+        pages, names = _synthetic_pages(cfg.synthetic_pages, cfg.seed, cfg.short_side, cache_dir)
         train_cache.add(SYNTHETIC_SOURCE, pages, names)
     shares = {"documents": cfg.document_share, SYNTHETIC_SOURCE: cfg.synthetic_share}
     weights = source_weights(train_cache.counts(), shares={k: v for k, v in shares.items() if v > 0},

@@ -207,7 +207,8 @@ def _train_cmd(root: Path, run: Path, *extra: str) -> list[str]:
 
     return [sys.executable, "-m", "core.cli", "train", "--run-dir", str(run), "--data-root", str(root),
             "--heads", "classification", "--hints", "--global-context", "--steps", "6", "--batch", "2", "--crop", "64",
-            "--val-every", "3", "--val-size", "64", "--threads", "1", "--document-share", "0.2", *extra]
+            "--val-every", "3", "--val-size", "64", "--threads", "1", "--document-share", "0.2",
+            "--synthetic-pages", "4", "--synthetic-share", "0.1", *extra]
 
 
 def test_train_command_time_budget_best_export_and_resume(tmp_path):
@@ -231,6 +232,8 @@ def test_train_command_time_budget_best_export_and_resume(tmp_path):
     assert model.accepts_hints and json.loads(meta["config"])["global_context"] is True
     sources = json.loads((run / "run.json").read_text())["source_probabilities"]
     assert sources["documents"] == pytest.approx(0.2) and max(sources.values()) <= 0.3 + 1e-9
+    assert sources["synthetic-documents"] == pytest.approx(0.1)
+    assert list((tmp_path / "runs" / "cache").glob("synthetic-*-4-192.pt"))  # generated once, then cached
     # a zero-minute budget stops at once and the same command resumes where it stopped
     cmd2 = _train_cmd(root, run, "--steps", "8", "--minutes", "0.0001")
     assert subprocess.run(cmd2, capture_output=True, env=env, cwd=init.parents[2], timeout=600).returncode == 0

@@ -59,12 +59,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="after training, write the shipped .safetensors file(s) from the best held-back checkpoint")
     p.add_argument("--export-dir", type=Path, default=BUNDLED_WEIGHTS_DIR)
     p.add_argument("--name", default="tinct-small", help="model name for the exported classification model")
-    p.add_argument("--prior-correction", type=float, default=0.0, metavar="ALPHA",
+    p.add_argument("--prior-correction", type=_alpha, default=0.0, metavar="ALPHA",
                    help="fold a logit adjustment of ALPHA·log(rebalancing weights) into the exported classification "
-                   "model (0 = pure rebalanced prediction; see core/training/prior_correction.py)")
+                   "model (0 = pure rebalanced prediction; 'auto': the best held-back AuC that keeps colourfulness "
+                   ">= 0.95 x the truth's; see core/training/prior_correction.py)")
     p.add_argument("--note", default="", help="free text recorded in the exported file's provenance")
     p.add_argument("--hardware", default="", help="free text recorded in the provenance (default: detected)")
     p.set_defaults(func=run)
+
+
+def _alpha(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1] or 'auto', got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1] or 'auto', got {text!r}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("tinct train: --device cuda but torch sees no CUDA device", file=sys.stderr)
         return 2
-    from .loop import load_best, train
+    from .loop import held_back_cache, load_best, train
     from .export import export_model
 
     cfg = TrainConfig(steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr, seed=args.seed,
@@ -93,13 +106,21 @@ def run(args: argparse.Namespace) -> int:
                       extra={"name": args.name, "license": LICENSE})
     models = train(cfg, args.run_dir, resume=not args.no_resume, minutes=args.minutes)
     models = {h: load_best(m, args.run_dir, h) for h, m in models.items()}
-    if args.export and args.prior_correction and "classification" in models:
+    alpha_table: list[dict] = []
+    alpha = args.prior_correction
+    if args.export and alpha and "classification" in models:
         from ..bins import rebalance_weights, smoothed_prior
-        from .prior_correction import correct_prior
+        from .prior_correction import choose_alpha, correct_prior
 
         state = torch.load(args.run_dir / "checkpoint.pt", weights_only=False)
         weights = rebalance_weights(smoothed_prior(state["counts"], state["centers"]), cfg.rebalance_lambda)
-        models["classification"] = correct_prior(models["classification"], weights, args.prior_correction)
+        if alpha == "auto":
+            held = held_back_cache(cfg, args.run_dir.parent / "cache")
+            alpha, alpha_table = choose_alpha(models["classification"], weights, held, cfg.val_size)
+            for row in alpha_table:
+                print("prior correction " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()))
+            print(f"prior correction chosen on {len(held.images)} held-back training images: alpha = {alpha}")
+        models["classification"] = correct_prior(models["classification"], weights, alpha)
     if args.export:
         log_tail = _last_validation(args.run_dir / "log.jsonl")
         for head, model in models.items():
@@ -107,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
             provenance = {
                 "command": shlex.join(["tinct", *sys.argv[1:]]),
                 "config": asdict(cfg),
-                "prior_correction": args.prior_correction if head == "classification" else None,
+                "prior_correction": alpha if head == "classification" else None,
+                "prior_correction_held_back": alpha_table if head == "classification" else None,
                 "data": DATA_DESCRIPTION,
                 "hardware": args.hardware or f"{platform.machine()} {platform.processor()} torch {torch.__version__} "
                 f"threads={torch.get_num_threads()}",

@@ -18,6 +18,7 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
@@ -239,7 +240,7 @@ def _synthetic_pages(
         aspect = 1.25 + 0.3 * torch.rand(1, generator=gen).item()
         h, w = (round(short_side * aspect), short_side) if i % 4 else (short_side, round(short_side * aspect))
         page = render_page(seed * 1_000_003 + i, h, w)
-        pages.append(torch.from_numpy(page).permute(2, 0, 1).contiguous())
+        pages.append(torch.from_numpy(np.array(page, dtype=np.uint8)).permute(2, 0, 1).contiguous())
         names.append(f"synthetic-{i:05d}")
     if cache_file is not None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
@@ -247,13 +248,23 @@ def _synthetic_pages(
     return pages, names
 
 
+def _held_back(plan, cfg: TrainConfig, cache_dir: Path) -> ImageCache:
+    # A data set too small to hold anything back (tests) selects on its validation files instead.
+    return ImageCache.build({"held-back": plan.held_back or plan.validation}, cfg.short_side, cache_dir)
+
+
+def held_back_cache(cfg: TrainConfig, cache_dir: Path) -> ImageCache:
+    """The held-back training files of ``cfg``'s data, decoded (model selection and prior correction)."""
+    root = Path(cfg.data_root) if cfg.data_root else None
+    return _held_back(training_plan(root, cfg.held_back_every), cfg, cache_dir)
+
+
 def prepare_data(cfg: TrainConfig, cache_dir: Path) -> tuple[ImageCache, ImageCache, SourceSampler]:
     """The training cache (with generated pages), the held-back cache and the source sampler."""
     root = Path(cfg.data_root) if cfg.data_root else None
     plan = training_plan(root, cfg.held_back_every)
     train_cache = ImageCache.build(plan.sources, cfg.short_side, cache_dir)
-    held_files = plan.held_back or plan.validation
-    held_cache = ImageCache.build({"held-back": held_files}, cfg.short_side, cache_dir)
+    held_cache = _held_back(plan, cfg, cache_dir)
     if cfg.synthetic_pages:
         pages, names = _synthetic_pages(cfg.synthetic_pages, cfg.seed, cfg.short_side, cache_dir)
         train_cache.add(SYNTHETIC_SOURCE, pages, names)

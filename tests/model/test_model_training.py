@@ -253,3 +253,22 @@ def test_cuda_training_path_runs_in_bf16_with_the_cache_on_the_device(tmp_path):
     models = train(cfg, tmp_path / "run", progress=False, centers=CENTERS)
     assert next(models["classification"].parameters()).is_cuda
     assert (tmp_path / "run" / "export" / "tinct-small.safetensors").exists()
+
+
+def test_choose_alpha_takes_the_best_auc_that_keeps_the_colour():
+    from core.models.tinct_unet import TinctUNet
+    from core.training.data import ImageCache
+    from core.training.prior_correction import choose_alpha
+
+    torch.manual_seed(0)
+    m = TinctUNet(num_bins=len(CENTERS)).eval()
+    m.bin_centers.copy_(CENTERS)
+    rng = np.random.default_rng(0)
+    imgs = [torch.from_numpy(rng.integers(0, 255, (3, 64, 64), dtype=np.uint8)) for _ in range(3)]
+    held = ImageCache(imgs, ["a", "b", "c"], [0, 0, 0], ["held-back"])
+    w = torch.rand(len(CENTERS)) * 4 + 0.1
+    alpha, rows = choose_alpha(m, w, held, 64, alphas=(0.0, 0.5, 1.0), min_ratio=0.0)
+    assert [r["alpha"] for r in rows] == [0.0, 0.5, 1.0]
+    assert alpha == max(rows, key=lambda r: r["auc"])["alpha"]
+    alpha, rows = choose_alpha(m, w, held, 64, alphas=(0.0, 0.5), min_ratio=1e9)
+    assert alpha == 0.0  # nothing keeps the colour: no correction

@@ -29,6 +29,7 @@ from ..decode import decode_logits
 from ..imageio import write_atomically
 from ..metrics import auc_ab, colorfulness
 from ..models.tinct_unet import TinctUNet
+from ..paths import data_dir
 from .data import (
     SYNTHETIC_SOURCE,
     HintSimulation,
@@ -256,13 +257,18 @@ def _held_back(plan, cfg: TrainConfig, cache_dir: Path) -> ImageCache:
 def held_back_cache(cfg: TrainConfig, cache_dir: Path) -> ImageCache:
     """The held-back training files of ``cfg``'s data, decoded (model selection and prior correction)."""
     root = Path(cfg.data_root) if cfg.data_root else None
-    return _held_back(training_plan(root, cfg.held_back_every), cfg, cache_dir)
+    plan = training_plan(root, cfg.held_back_every)
+    if not plan.held_back and not plan.validation:
+        raise ValueError(f"no held-back images under {root or data_dir()} (set --data-root or TINCT_SHARED)")
+    return _held_back(plan, cfg, cache_dir)
 
 
 def prepare_data(cfg: TrainConfig, cache_dir: Path) -> tuple[ImageCache, ImageCache, SourceSampler]:
     """The training cache (with generated pages), the held-back cache and the source sampler."""
     root = Path(cfg.data_root) if cfg.data_root else None
     plan = training_plan(root, cfg.held_back_every)
+    if not plan.train_files:
+        raise ValueError(f"no training images under {root or data_dir()} (set --data-root or TINCT_SHARED)")
     train_cache = ImageCache.build(plan.sources, cfg.short_side, cache_dir)
     held_cache = _held_back(plan, cfg, cache_dir)
     if cfg.synthetic_pages:

@@ -12,7 +12,7 @@ from weights_fetch.errors import CatalogError, UnknownWeights
 
 def test_packaged_entries(weights_env):
     by_name = {entry.name: entry for entry in catalog.entries()}
-    assert list(by_name) == ["tinct-small", "tinct-small-l2", "eccv16", "siggraph17"]
+    assert list(by_name) == ["tinct-small", "tinct-small-l2", "tinct-small-v1", "eccv16", "siggraph17"]
 
     eccv16 = by_name["eccv16"]
     assert (eccv16.file, eccv16.size, eccv16.arch, eccv16.license, eccv16.bundled) == (
@@ -26,7 +26,7 @@ def test_packaged_entries(weights_env):
     assert (siggraph.size, siggraph.arch) == (136_787_426, "siggraph17")
     assert siggraph.sha256 == "df00044c0a4d7c3edcecf6f75437ce346a66e7a42612d9b968e1a7e17dbc6f66"
 
-    for name in ("tinct-small", "tinct-small-l2"):
+    for name in ("tinct-small", "tinct-small-l2", "tinct-small-v1"):
         entry = by_name[name]
         assert entry.bundled and entry.sha256 is None and entry.urls == ()
         assert (entry.file, entry.arch, entry.license) == (f"{name}.safetensors", "tinct_unet", "Apache-2.0")

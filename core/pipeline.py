@@ -965,7 +965,7 @@ def get_colorizer(model: str | nn.Module = "default", device: str = "auto", half
 
 
 def colorize(image: Image.Image | np.ndarray, model: str | nn.Module = "default", *, device: str = "auto",
-             half: bool | None = None, **opts: Any) -> Image.Image | np.ndarray:
+             half: bool | None = None, provenance: bool = True, **opts: Any) -> Image.Image | np.ndarray:
     """Colorize a PIL image or a pixel array with a cached ``Colorizer``; same kind out as in.
 
     ``opts`` are those of :meth:`Colorizer.colorize_L` (temperature, decode, render_size, post,
@@ -973,10 +973,12 @@ def colorize(image: Image.Image | np.ndarray, model: str | nn.Module = "default"
     confidence) plus ``hints``, an RGBA hint image (PIL or ``[H, W, 4]``) for models that take hints.
     With ``confidence=True`` returns (image, confidence): a PIL "L" image (white = confident) for
     PIL input, a ``[H, W]`` float32 array in [0, 1] for array input.
+    A PIL result carries the provenance record's XMP in ``info["xmp"]`` unless ``provenance`` is False
+    (an array carries nothing).
     """
     colorizer = get_colorizer(model, device, half)
     if isinstance(image, Image.Image):
-        return colorizer.colorize_image(image, **opts)
+        return colorizer.colorize_image(image, provenance=provenance, **opts)
     if isinstance(image, np.ndarray):
         return colorizer.colorize_array(image, **opts)
     raise TypeError(f"colorize() takes a PIL image or a numpy array, got {type(image).__name__}")

@@ -164,6 +164,10 @@ def test_engine_python_api_default_on_and_off():
     record = provenance.from_xmp(colorizer.colorize_image(image, render_size=64).info["xmp"])
     assert record.model == "TinyLogitsModel" and record.weights_sha256 is None and record.render_size == 64
     assert "xmp" not in colorizer.colorize_image(image, provenance=False).info
+    import core
+
+    assert core.colorize(gradient_gray(), TinyLogitsModel(), device="cpu", provenance=False).shape == (48, 64, 3)
+    assert "xmp" in core.colorize(image, TinyLogitsModel(), device="cpu").info
     named = Colorizer("default", "cpu")
     assert named.model_name == "tinct-small" and named.weights_sha256 == TINCT_SHA256
     settings = named.settings(hint_ab=[None], mask=[None], post=("crf",))

@@ -179,10 +179,14 @@ def _decode(path: Path, short_side: int) -> torch.Tensor | None:
     return rgb
 
 
+def lab_of(rgb: torch.Tensor) -> torch.Tensor:
+    """``[3, H, W]`` uint8 sRGB (any device) -> ``[1, 3, H, W]`` float32 Lab on the CPU."""
+    return rgb_to_lab(rgb[None].float().cpu() / 255.0)
+
+
 def is_grayscale(rgb: torch.Tensor) -> bool:
     """True when no pixel of ``rgb`` (``[3, H, W]`` uint8) has ``|ab|`` above :data:`GRAY_CHROMA_LIMIT`."""
-    lab = rgb_to_lab(rgb[None].float() / 255.0)
-    return bool(lab[0, 1:].abs().amax() <= GRAY_CHROMA_LIMIT)
+    return bool(lab_of(rgb)[0, 1:].abs().amax() <= GRAY_CHROMA_LIMIT)
 
 
 @dataclass

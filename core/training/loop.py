@@ -36,6 +36,7 @@ from .data import (
     ImageCache,
     SourceSampler,
     center_batch,
+    lab_of,
     random_crop_batch,
     simulate_hints,
     source_weights,
@@ -97,18 +98,12 @@ def bin_prior(cache: ImageCache, centers: torch.Tensor, image_weights: torch.Ten
     counts = torch.zeros(len(centers), dtype=torch.float64)
     total_px = 0
     for i, img in enumerate(cache.images):
-        lab = _lab(img)
+        lab = lab_of(img)
         ab = F.avg_pool2d(lab[:, 1:], 4)
         c = torch.bincount(nearest_bin(ab, centers).flatten(), minlength=len(centers)).double()
         total_px += int(c.sum())
         counts += c / c.sum() * (float(image_weights[i]) if image_weights is not None else 1.0)
     return counts / counts.sum() * total_px
-
-
-def _lab(img: torch.Tensor) -> torch.Tensor:
-    from ..color import rgb_to_lab
-
-    return rgb_to_lab(img[None].float().cpu() / 255.0)
 
 
 def _pretrained_encoder_state() -> dict[str, torch.Tensor]:

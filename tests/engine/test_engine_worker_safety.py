@@ -19,6 +19,8 @@ import pytest
 from gimp_plugin.tinct_colorize import tinct_client as client_mod
 from gimp_plugin.tinct_colorize import tinct_rendezvous as rendezvous
 from gimp_plugin.tinct_colorize import tinct_wire as wire
+import worker_support
+from worker_support import stop
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,21 +42,7 @@ def run_dir(monkeypatch):
 
 
 def start_worker(run_dir: Path, *extra: str) -> tuple[subprocess.Popen, dict]:
-    proc = subprocess.Popen([sys.executable, "-m", "core.worker", "--run-dir", str(run_dir), "--idle-timeout", "120",
-                             *extra], cwd=ROOT, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        endpoint = rendezvous.read_endpoint(run_dir)
-        if endpoint and endpoint["pid"] == proc.pid:
-            return proc, endpoint
-        assert proc.poll() is None, proc.stderr.read()
-        time.sleep(0.05)
-    raise AssertionError("the worker did not publish its endpoint")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(20) == 0
+    return worker_support.start_worker(run_dir, "--idle-timeout", "120", *extra)
 
 
 def ping(endpoint: dict, timeout: float = 10.0) -> dict:

@@ -20,6 +20,7 @@ from core.options import TEMPERATURE
 from gimp_plugin.tinct_colorize import tinct_client as client_mod
 from gimp_plugin.tinct_colorize import tinct_rendezvous as rendezvous
 from gimp_plugin.tinct_colorize import tinct_wire as wire
+from worker_support import start_worker, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,24 +44,6 @@ def _kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-
-
-def start_worker(run_dir: Path, *extra: str, env: dict | None = None) -> tuple[subprocess.Popen, dict]:
-    proc = subprocess.Popen([sys.executable, "-m", "core.worker", "--run-dir", str(run_dir), *extra],
-                            cwd=ROOT, env={**os.environ, **(env or {})}, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        endpoint = rendezvous.read_endpoint(run_dir)
-        if endpoint and endpoint["pid"] == proc.pid:
-            return proc, endpoint
-        assert proc.poll() is None, proc.stderr.read()
-        time.sleep(0.05)
-    raise AssertionError("the worker did not publish its endpoint")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(20) == 0
 
 
 def request(endpoint: dict, header: dict, parts=()) -> dict:

@@ -8,7 +8,6 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from core.cli import build_parser
@@ -17,14 +16,6 @@ from core.pipeline import Colorizer
 from core.video import synth
 from core.video.temporal import colorize_sequence
 from video_support import make_clip, packets, synthetic_photos, video_times
-
-
-@pytest.fixture(autouse=True)
-def keep_torch_threads():
-    """The CLI sets torch's thread count for its process; do not leak that into other tests."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from fractions import Fraction
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from core import provenance
 from core.cli import build_parser
@@ -21,14 +20,6 @@ from exiftool_env import read_tags
 from video_support import make_clip
 
 TINCT_SHA256 = hashlib.sha256((BUNDLED_WEIGHTS_DIR / "tinct-small.safetensors").read_bytes()).hexdigest()
-
-
-@pytest.fixture(autouse=True)
-def keep_torch_threads():
-    """The CLI sets torch's thread count for its process; do not leak that into other tests."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

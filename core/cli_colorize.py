@@ -370,7 +370,7 @@ def _unwritable(jobs: list[Job]) -> tuple[list[Job], list[str]]:
     return kept, problems
 
 
-def _control_inputs(job: Job, decoded: DecodedImage, args: argparse.Namespace, reference):
+def control_inputs(job: Job, decoded: DecodedImage, args: argparse.Namespace, reference):
     """(hint RGBA or None, reference or None) for one input, from --hints/--hints-dir and
     --reference/--reference-dir/--palette; raises ``ControlInputError`` with one line."""
     from .cli_control import read_hint_image, read_reference, same_stem
@@ -561,13 +561,9 @@ def run(args: argparse.Namespace) -> int:
             if args.scheduler:
                 from .cluster import ClusterError, colorize_on_cluster
 
-                if any(steering.values()) or confidence_paths:
-                    tqdm_write("tinct colorize: error: hints, references, palettes and confidence maps are not "
-                               "available with --scheduler yet; run without it")
-                    return 2
-
                 try:
-                    colorize_on_cluster(jobs, args, options, report, chosen)
+                    colorize_on_cluster(jobs, args, options, report, chosen, reference=reference,
+                                        confidence_paths=confidence_paths, steering=steering)
                 except ClusterError as error:
                     tqdm_write(f"tinct colorize: error: {error}")
                     return 2
@@ -582,7 +578,7 @@ def run(args: argparse.Namespace) -> int:
                 colorize_jobs(colorizer, jobs, options=options, mask=mask, batch_size=args.batch_size,
                               jpeg_quality=args.jpeg_quality, max_megapixels=args.max_megapixels,
                               provenance=args.provenance, report=report, chosen=chosen,
-                              controls=lambda job, decoded: _control_inputs(job, decoded, args, reference),
+                              controls=lambda job, decoded: control_inputs(job, decoded, args, reference),
                               confidence_paths=confidence_paths, steering=steering)
     except Terminated:
         progress.close()

@@ -104,10 +104,16 @@ def plan_confidence(jobs: list, args: argparse.Namespace) -> tuple[dict[Path, Pa
 
 def model_problem(colorizer, args: argparse.Namespace) -> str | None:
     """One line when the chosen model cannot do what the options ask, else None."""
-    if (args.hints is not None or args.hints_dir is not None) and not colorizer.accepts_hints:
+    return capability_problem(colorizer.accepts_hints, colorizer.model.output, args)
+
+
+def capability_problem(accepts_hints: bool, output: str, args: argparse.Namespace) -> str | None:
+    """One line when a model that takes hints or not (``accepts_hints``) and predicts ``output``
+    (``"logits"`` for a classification model) cannot do what the options ask, else None."""
+    if (args.hints is not None or args.hints_dir is not None) and not accepts_hints:
         return (f"--hints: model {args.model!r} does not take colour hints; use a model that does "
                 f"(such as siggraph17, 'tinct weights list')")
-    regression = colorizer.model.output != "logits"
+    regression = output != "logits"
     steering = args.reference is not None or args.reference_dir is not None or args.palette is not None
     if regression and steering:
         return (f"model {args.model!r} is a regression model (one colour per pixel, no distribution): a reference "

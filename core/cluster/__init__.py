@@ -30,12 +30,15 @@ def require_dask() -> None:
         raise ClusterError(f"--scheduler needs Dask, which is not installed: {CLUSTER_INSTALL_HINT}") from None
 
 
-def colorize_on_cluster(jobs: list, args: Any, options: dict, report: Any, chosen: dict[str, int]) -> None:
+def colorize_on_cluster(jobs: list, args: Any, options: dict, report: Any, chosen: dict[str, int], *,
+                        reference: Any = None, confidence_paths: dict | None = None,
+                        steering: dict | None = None) -> None:
     """Colorize ``jobs`` on the cluster ``args.scheduler`` (see :func:`core.cluster.images.colorize_files`)."""
     require_dask()
     from .images import colorize_files
 
-    colorize_files(jobs, args, options, report, chosen)
+    colorize_files(jobs, args, options, report, chosen, reference=reference, confidence_paths=confidence_paths,
+                   steering=steering)
 
 
 def video_on_cluster(args: Any, options: Any, encode: Any) -> Any:

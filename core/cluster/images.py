@@ -6,11 +6,14 @@ on its worker's kept model and returns one result per file. Outputs are written 
 the atomic writer (temporary file beside the target, then rename), so a target either does not exist
 or is complete. A task whose worker dies is redone elsewhere by the scheduler; once the run is over,
 temporary files a killed worker left beside this run's targets are removed. Tasks are submitted in a
-bounded window, so a run over a million files keeps the scheduler's memory flat.
+bounded window, so a run over a million files keeps the scheduler's memory flat. Hints, references,
+palettes and confidence maps take the local run's paths: a task carries each file's confidence-map
+target, and the worker reads the hint and reference files itself.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import uuid
 from dataclasses import dataclass
@@ -40,6 +43,30 @@ class FileTaskSettings:
     jpeg_quality: int
     max_megapixels: float
     provenance: bool
+    controls: ControlSettings | None = None
+
+
+@dataclass(frozen=True)
+class ControlSettings:
+    """The user-control options of a run (``--hints``, ``--hints-dir``, ``--reference-dir``, and the one
+    reference or palette of ``--reference``/``--palette``), as the worker needs them.
+
+    ``reference`` is the ``[23, 23]`` ab histogram the client read from ``--reference`` (read once, sent
+    with each task), a palette name, or None; the per-file hint and reference files are read by the
+    worker, from the filesystem all machines see. ``steering`` is what the provenance records.
+    """
+
+    hints: str | None
+    hints_dir: str | None
+    reference_dir: str | None
+    reference: Any
+    steering: dict
+
+    def arguments(self) -> argparse.Namespace:
+        """The fields :func:`core.cli_colorize.control_inputs` reads, as the command line gives them."""
+        return argparse.Namespace(**{name: None if value is None else Path(value) for name, value in
+                                     (("hints", self.hints), ("hints_dir", self.hints_dir),
+                                      ("reference_dir", self.reference_dir))})
 
 
 _MASKS: dict[str, Any] = {}
@@ -55,14 +82,14 @@ def _mask(path: str | None, max_megapixels: float) -> Any:
     return _MASKS[path]
 
 
-def colorize_task(pairs: list[tuple[str, str]], settings: FileTaskSettings) -> dict[str, Any]:
-    """Worker side: colorize ``(input, output)`` pairs: ``{"results": [{"input", "error", "seconds", "worker"}
-    per file], "chosen": {"photo": n, "document": n}}``.
+def colorize_task(pairs: list[tuple[str, str, str | None]], settings: FileTaskSettings) -> dict[str, Any]:
+    """Worker side: colorize ``(input, output, confidence map or None)`` triples: ``{"results": [{"input",
+    "error", "seconds", "worker"} per file], "chosen": {"photo": n, "document": n}}``.
 
     A per-file failure is a result with ``error`` set; the task itself only fails when the model
     cannot be loaded.
     """
-    from core.cli_colorize import Job, colorize_jobs
+    from core.cli_colorize import Job, colorize_jobs, control_inputs
 
     colorizer = colorizer_for(settings.spec)
     mask = _mask(settings.mask_path, settings.max_megapixels)
@@ -73,11 +100,21 @@ def colorize_task(pairs: list[tuple[str, str]], settings: FileTaskSettings) -> d
     def report(job: Job, error: str | None, seconds: float) -> None:
         results.append({"input": str(job.source), "error": error, "seconds": seconds, "worker": name})
 
-    jobs = [Job(Path(source), Path(target)) for source, target in pairs]
+    jobs = [Job(Path(source), Path(target)) for source, target, _ in pairs]
+    confidence_paths = {Path(source): Path(map_path) for source, _, map_path in pairs if map_path is not None}
+    controls, steering = None, None
+    if settings.controls is not None:
+        arguments, reference = settings.controls.arguments(), settings.controls.reference
+        steering = settings.controls.steering
+
+        def controls(job: Job, decoded: Any) -> tuple:
+            return control_inputs(job, decoded, arguments, reference)
+
     try:
         colorize_jobs(colorizer, jobs, options=settings.options, mask=mask, batch_size=settings.batch_size,
                       jpeg_quality=settings.jpeg_quality, max_megapixels=settings.max_megapixels,
-                      provenance=settings.provenance, report=report, chosen=chosen)
+                      provenance=settings.provenance, report=report, chosen=chosen, controls=controls,
+                      confidence_paths=confidence_paths or None, steering=steering)
     except Exception as error:  # noqa: BLE001 - the files not reported yet fail with this one line each
         done = {r["input"] for r in results}
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
@@ -108,6 +145,23 @@ def register_model(client: Any, spec: ModelSpec) -> None:
         text = str(error).strip()
         raise ClusterError(f"a worker could not load the model {spec.model!r}: "
                            f"{text.splitlines()[0] if text else type(error).__name__}") from None
+
+
+def model_capabilities(spec: ModelSpec) -> tuple[bool, str]:
+    """Worker side: whether ``spec``'s model takes hints, and its output kind (``"logits"``, ``"ab"``)."""
+    colorizer = colorizer_for(spec)
+    return bool(colorizer.accepts_hints), str(colorizer.model.output)
+
+
+def check_capabilities(client: Any, spec: ModelSpec, args: Any) -> None:
+    """Raise :class:`ClusterError` (the local run's one line) when the model cannot do what the options
+    ask (hints to a model without them, a reference or confidence map from a regression model)."""
+    from core.cli_control import capability_problem
+
+    accepts_hints, output = client.submit(model_capabilities, spec, pure=False).result()
+    problem = capability_problem(accepts_hints, output, args)
+    if problem:
+        raise ClusterError(problem)
 
 
 def check_resources(client: Any, resources: dict[str, float]) -> str | None:
@@ -153,11 +207,16 @@ def remove_stale_temporaries(targets: list[Path]) -> int:
     return removed
 
 
-def colorize_files(jobs: list, args: Any, options: dict, report: Callable[..., None], chosen: dict[str, int]) -> None:
+def colorize_files(jobs: list, args: Any, options: dict, report: Callable[..., None], chosen: dict[str, int], *,
+                   reference: Any = None, confidence_paths: dict | None = None, steering: dict | None = None) -> None:
     """Colorize ``jobs`` (``core.cli_colorize.Job``) on the cluster ``args.scheduler``.
 
     ``report(job, error, seconds, worker)`` is called once per job as results arrive, exactly as
-    the local run calls it; ``chosen`` adds up the content kinds the workers saw. Raises :class:`ClusterError` when the cluster cannot be used.
+    the local run calls it; ``chosen`` adds up the content kinds the workers saw. ``reference`` (the
+    histogram of ``--reference`` or a palette name), ``confidence_paths`` (job source -> map file) and
+    ``steering`` are the local run's user-control inputs; hint and per-file reference files are read
+    by the workers. Raises :class:`ClusterError` when the cluster cannot be used or the model cannot
+    do what the options ask.
     """
     from tqdm import tqdm
 
@@ -168,13 +227,23 @@ def colorize_files(jobs: list, args: Any, options: dict, report: Callable[..., N
     except ValueError as error:
         raise ClusterError(str(error)) from None
     spec = ModelSpec(args.model, args.device, None, args.fetch)
+    controls = None
+    if any((steering or {}).values()) or reference is not None:
+        controls = ControlSettings(*(None if value is None else str(Path(value).resolve())
+                                     for value in (args.hints, args.hints_dir, args.reference_dir)),
+                                   reference=reference, steering=dict(steering or {}))
     settings = FileTaskSettings(spec, dict(options), None if args.mask is None else str(Path(args.mask).resolve()),
-                                args.batch_size, args.jpeg_quality, args.max_megapixels, args.provenance)
+                                args.batch_size, args.jpeg_quality, args.max_megapixels, args.provenance, controls)
     by_source = {str(job.source.resolve()): job for job in jobs}
-    pairs = [(str(job.source.resolve()), str(job.target.resolve())) for job in jobs]
+    confidence_paths = confidence_paths or {}
+    pairs = [(str(job.source.resolve()), str(job.target.resolve()),
+              str(Path(confidence_paths[job.source]).resolve()) if job.source in confidence_paths else None)
+             for job in jobs]
     run_id = uuid.uuid4().hex[:12]
     with open_client(args.scheduler) as client:
         register_model(client, spec)
+        if controls is not None or confidence_paths:
+            check_capabilities(client, spec, args)
         note = check_resources(client, resources)
         if note:
             tqdm.write(f"tinct colorize: note: {note}")
@@ -182,7 +251,7 @@ def colorize_files(jobs: list, args: Any, options: dict, report: Callable[..., N
         window = max(MIN_WINDOW, TASKS_PER_THREAD * threads)
         chunks = enumerate(_chunks(pairs, args.task_size))
         futures = as_completed()
-        chunk_of: dict[str, list[tuple[str, str]]] = {}
+        chunk_of: dict[str, list[tuple[str, str, str | None]]] = {}
 
         def submit_next() -> None:
             item = next(chunks, None)
@@ -206,7 +275,7 @@ def colorize_files(jobs: list, args: Any, options: dict, report: Callable[..., N
             except Exception as error:  # noqa: BLE001 - KilledWorker and the like: these files failed
                 text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
                 results = [{"input": source, "error": f"{source}: lost on the cluster ({type(error).__name__}: "
-                            f"{text})", "seconds": 0.0, "worker": None} for source, _ in chunk]
+                            f"{text})", "seconds": 0.0, "worker": None} for source, _, _ in chunk]
             future.release()
             for result in results:
                 report(by_source[result["input"]], result["error"], result["seconds"], result["worker"])

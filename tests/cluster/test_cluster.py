@@ -125,6 +125,74 @@ def test_cluster_results_summary_and_manifest_equal_a_local_run(dask_cluster, tm
     assert {e["worker"] for e in local_lines} == {"local"}
 
 
+def _hint_layer(path: Path, size: tuple[int, int], rgb: tuple[int, int, int]) -> None:
+    """An RGBA hint image of ``size`` (w, h): one opaque ``rgb`` square, transparent elsewhere."""
+    w, h = size
+    rgba = np.zeros((h, w, 4), np.uint8)
+    rgba[h // 3: h // 3 + 12, w // 3: w // 3 + 12] = (*rgb, 255)
+    Image.fromarray(rgba, "RGBA").save(path)
+
+
+def test_cluster_hints_references_and_confidence_maps_equal_a_local_run(dask_cluster, tmp_path, capsys):
+    inputs = gray_images(tmp_path / "in", 4)
+    (tmp_path / "hints").mkdir()
+    (tmp_path / "refs").mkdir()
+    _hint_layer(tmp_path / "hints" / f"{inputs[0].stem}.png", (96, 64), (200, 30, 30))
+    _hint_layer(tmp_path / "hints" / f"{inputs[3].stem}.png", (96, 64), (30, 60, 220))
+    Image.fromarray(colour_photos(1, (80, 60), seed=3)[0]).save(tmp_path / "refs" / f"{inputs[1].stem}.png")
+    common = [str(tmp_path / "in"), *RENDER, "--batch-size", "2", "--hints-dir", str(tmp_path / "hints"),
+              "--reference-dir", str(tmp_path / "refs")]
+    runs = {}
+    for where in ("local", "cluster"):
+        extra = ["--scheduler", dask_cluster.address, "--task-size", "2"] if where == "cluster" else []
+        assert main(["colorize", *common, "--out-dir", str(tmp_path / where), "--confidence-dir",
+                     str(tmp_path / f"{where}-confidence"), *extra]) == 0
+        runs[where] = capsys.readouterr().err
+    assert _last_line(runs["local"]) == _last_line(runs["cluster"]) == "tinct colorize: 4 of 4 image(s) colorized"
+    for name in sorted(p.name for p in (tmp_path / "local").iterdir()):
+        assert np.array_equal(_pixels(tmp_path / "local" / name), _pixels(tmp_path / "cluster" / name)), name
+    maps = sorted(p.name for p in (tmp_path / "local-confidence").iterdir())
+    assert maps == sorted(p.name for p in (tmp_path / "cluster-confidence").iterdir()) == [
+        f"{p.stem}.png" for p in inputs]
+    for name in maps:
+        assert np.array_equal(_pixels(tmp_path / "local-confidence" / name),
+                              _pixels(tmp_path / "cluster-confidence" / name)), name
+    # The hint reached the network on the worker: the hinted image differs from an automatic one.
+    assert main(["colorize", str(inputs[0]), *RENDER, "-o", str(tmp_path / "auto.png")]) == 0
+    hinted = next((tmp_path / "cluster").glob(f"{inputs[0].stem}*"))
+    assert not np.array_equal(_pixels(tmp_path / "auto.png"), _pixels(hinted))
+
+
+def test_cluster_palette_and_bad_controls_answer_as_a_local_run(dask_cluster, tmp_path, capsys):
+    inputs = gray_images(tmp_path / "in", 2)
+    common = [str(tmp_path / "in"), *RENDER, "--palette", "parchment"]
+    assert main(["colorize", *common, "--out-dir", str(tmp_path / "local")]) == 0
+    assert main(["colorize", *common, "--out-dir", str(tmp_path / "cluster"), "--scheduler", dask_cluster.address]) == 0
+    names = sorted(p.name for p in (tmp_path / "local").iterdir())
+    assert len(names) == len(inputs) and names == sorted(p.name for p in (tmp_path / "cluster").iterdir())
+    for name in names:
+        assert np.array_equal(_pixels(tmp_path / "local" / name), _pixels(tmp_path / "cluster" / name)), name
+    capsys.readouterr()
+    # A regression model has no distribution: the cluster refuses a confidence map with the local run's line.
+    lines = {}
+    for where in ("local", "cluster"):
+        extra = ["--scheduler", dask_cluster.address] if where == "cluster" else []
+        assert main(["colorize", str(tmp_path / "in"), *RENDER, "--model", "tinct-small-l2", "--out-dir",
+                     str(tmp_path / f"l2-{where}"), "--confidence-dir", str(tmp_path / f"c-{where}"), *extra]) == 2
+        lines[where] = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert lines["local"] == lines["cluster"] and len(lines["cluster"]) == 1
+    assert "regression model" in lines["cluster"][0]
+    assert not (tmp_path / "c-cluster").exists() or not any((tmp_path / "c-cluster").iterdir())
+    # A hint image of the wrong size fails that file only, on the worker, with the local run's line.
+    (tmp_path / "hints").mkdir()
+    _hint_layer(tmp_path / "hints" / f"{inputs[0].stem}.png", (50, 50), (200, 30, 30))
+    rc = main(["colorize", str(tmp_path / "in"), *RENDER, "--out-dir", str(tmp_path / "bad"), "--hints-dir",
+               str(tmp_path / "hints"), "--scheduler", dask_cluster.address])
+    err = capsys.readouterr().err
+    assert rc == 1 and "must be the same size" in err
+    assert [p.name.startswith(inputs[1].stem) for p in (tmp_path / "bad").iterdir()] == [True]
+
+
 @pytest.mark.parametrize("where", ["local", "cluster"])
 def test_cluster_skip_existing_redoes_exactly_the_missing_files(dask_cluster, tmp_path, capsys, where):
     gray_images(tmp_path / "in", 6, seed=1)

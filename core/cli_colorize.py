@@ -306,12 +306,13 @@ def tqdm_write(message: str) -> None:
 
 
 def _colorize_each(colorizer, ready: list[tuple[Job, DecodedImage, float]], options: dict, mask, chosen: dict,
-                   controls: dict | None = None) -> list:
+                   controls: dict | None = None, applied: dict | None = None) -> list:
     """The colorized pixels of each image (with ``options["confidence"]``, (pixels, confidence)), or a
     one-line reason why the engine failed on it.
 
     A batch that fails is retried image by image, so one image too large for the memory does
-    not take the others with it. ``chosen`` counts the content (photo / document) of each image done.
+    not take the others with it. ``chosen`` counts the content (photo / document) of each image done;
+    ``applied`` (when given) gets each done job's content, by source.
     ``controls`` maps a job's source to its (hint RGBA or None, reference or None).
     """
     controls = controls or {}
@@ -324,8 +325,10 @@ def _colorize_each(colorizer, ready: list[tuple[Job, DecodedImage, float]], opti
         if any(r is not None for _, r in pairs):
             per_image["reference"] = [r for _, r in pairs]
         results = colorizer.colorize_arrays([d.pixels for _, d, _ in group], **options, **per_image)
-        for kind in colorizer.last_content:
+        for (job, _, _), kind in zip(group, colorizer.last_content):
             chosen[kind] += 1
+            if applied is not None:
+                applied[job.source] = kind
         return results
 
     try:
@@ -334,7 +337,7 @@ def _colorize_each(colorizer, ready: list[tuple[Job, DecodedImage, float]], opti
         if len(ready) == 1:
             reason = "out of memory" if isinstance(error, MemoryError) else _one_line(error)
             return [f"the engine failed ({reason})"]
-    return [_colorize_each(colorizer, [item], options, mask, chosen, controls)[0] for item in ready]
+    return [_colorize_each(colorizer, [item], options, mask, chosen, controls, applied)[0] for item in ready]
 
 
 def _prepare_out_dir(folder: Path) -> str | None:
@@ -420,7 +423,8 @@ def colorize_jobs(colorizer, jobs: list[Job], *, options: dict, mask: np.ndarray
         if not ready:
             continue
         start = time.perf_counter()
-        results = _colorize_each(colorizer, ready, options, mask, chosen, per_job)
+        applied: dict[Path, str] = {}
+        results = _colorize_each(colorizer, ready, options, mask, chosen, per_job, applied)
         share = (time.perf_counter() - start) / len(ready)
         del batch
         for (job, decoded, seconds), result in zip(ready, results):
@@ -432,7 +436,8 @@ def colorize_jobs(colorizer, jobs: list[Job], *, options: dict, mask: np.ndarray
             try:
                 write_image(job.target, _to_storable(pixels), icc_profile=decoded.icc_profile,
                             exif=decoded.exif, dpi=decoded.dpi, jpeg_quality=jpeg_quality,
-                            provenance=None if record is None else replace(record, time=utc_now()))
+                            provenance=None if record is None else replace(record, time=utc_now(),
+                                                                           content=applied.get(job.source)))
                 if confidence is not None:
                     from .cli_control import write_confidence
 

@@ -76,6 +76,9 @@ def format_record(record: Record) -> list[str]:
             if values[key]]
     lines.append(f"  used:          {', '.join(used) or 'no hints, no reference photo, no mask'}"
                  + (" (the mask limited the colorization)" if values["mask_colorize"] else ""))
+    if values["content"] is not None:
+        lines.append(f"  content:       {values['content']}"
+                     + (" (detected)" if values["content_choice"] == "auto" else " (as asked)"))
     if values["temporal"] is not None:
         lines.append(f"  temporal:      {'on' if values['temporal'] else 'off'}")
     lines.append(f"  time:          {values['time']}")

@@ -428,8 +428,9 @@ class Colorizer:
     def settings(self, **opts: Any) -> dict[str, Any]:
         """What a run with these :meth:`colorize_L` / :meth:`colorize_array` options is, for the
         provenance record (``core.provenance.record_from_settings``): model, weights_sha256,
-        temperature, decode, render_size, post, post_strength and whether hints, a reference photo,
-        a mask (and ``mask_colorize``) were used."""
+        temperature, decode, render_size, post, post_strength, whether hints, a reference photo,
+        a mask (and ``mask_colorize``) were used, and the content asked for (``content_choice``; the
+        content each image got is :attr:`last_content` after the call)."""
 
         def used(value: Any) -> bool:
             if isinstance(value, (list, tuple)):
@@ -448,6 +449,7 @@ class Colorizer:
             "reference": used(opts.get("reference")),
             "mask": used(opts.get("mask")),
             "mask_colorize": bool(opts.get("mask_colorize")),
+            "content_choice": str(opts.get("content", "auto")),
         }
 
     # ----------------------------------------------------------------- the one path

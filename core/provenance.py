@@ -46,6 +46,8 @@ _PROPERTIES = {
     "reference": "Reference",
     "mask": "Mask",
     "mask_colorize": "MaskColorize",
+    "content": "Content",
+    "content_choice": "ContentChoice",
     "temporal": "Temporal",
     "time": "Time",
 }
@@ -66,6 +68,9 @@ class Record:
         post: post-processing steps in order (empty: none); ``post_strength`` in [0, 1].
         hints, reference, mask, mask_colorize: whether colour hints, a reference photo or a mask
             were used, and whether the mask limited the colorization itself.
+        content: the decode profile the image got, ``photo`` or ``document`` (``core.content``); None
+            where it is not known (a record for a whole film, a record written before it existed).
+        content_choice: what was asked: ``auto`` (the detector chose ``content``), ``photo`` or ``document``.
         temporal: for video, whether frames were smoothed over time; None for stills.
         time: when the output was made, ISO 8601 UTC (``2026-12-02T03:04:05Z``).
         version: the Tinct version.
@@ -83,6 +88,8 @@ class Record:
     reference: bool = False
     mask: bool = False
     mask_colorize: bool = False
+    content: str | None = None
+    content_choice: str | None = None
     temporal: bool | None = None
     time: str = field(default_factory=lambda: utc_now())
     version: str = __version__
@@ -150,7 +157,7 @@ def description_text(source_description: str | None) -> str:
 def record_from_settings(settings: Mapping[str, Any], *, temporal: bool | None = None,
                          source_description: str | None = None) -> Record:
     """A record from ``Colorizer.settings(...)`` (model, weights_sha256, temperature, decode,
-    render_size, post, post_strength, hints, reference, mask, mask_colorize)."""
+    render_size, post, post_strength, hints, reference, mask, mask_colorize, content_choice)."""
     data = dict(settings)
     data["temporal"] = temporal
     record = Record.from_dict(data)

@@ -73,13 +73,17 @@ def _pixels_3d(spec: dict, data: memoryview) -> np.ndarray:
         raise RequestError(str(exc)) from None
 
 
-def provenance_reply(colorizer: object, opts: dict, options: dict, temporal: bool | None = None) -> dict | None:
-    """``{"record", "xmp"}`` for a request whose options ask for ``provenance``, else None."""
+def provenance_reply(colorizer: object, opts: dict, options: dict, temporal: bool | None = None,
+                     content: str | None = None) -> dict | None:
+    """``{"record", "xmp"}`` for a request whose options ask for ``provenance``, else None; ``content``
+    is the decode profile the image got (``photo``/``document``)."""
     if not options.get("provenance"):
         return None
+    from dataclasses import replace
+
     from core.provenance import record_from_settings, to_xmp
 
-    record = record_from_settings(colorizer.settings(**opts), temporal=temporal)
+    record = replace(record_from_settings(colorizer.settings(**opts), temporal=temporal), content=content)
     return {"record": record.to_dict(), "xmp": to_xmp(record).decode("utf-8")}
 
 
@@ -215,7 +219,8 @@ class EngineHandler:
         reply = {"ok": True, "arrays": [spec, *specs], "timing": {"engine_s": time.perf_counter() - started}}
         if warnings:
             reply["warnings"] = warnings
-        record = provenance_reply(colorizer, opts, header.get("options") or {})
+        record = provenance_reply(colorizer, opts, header.get("options") or {},
+                                  content=(colorizer.last_content or [None])[0])
         if record is not None:
             reply["provenance"] = record
         return reply, (data, *parts)

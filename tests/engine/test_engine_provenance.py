@@ -19,7 +19,7 @@ from core.paths import BUNDLED_WEIGHTS_DIR
 
 RECORD = provenance.Record(model="tinct-small", weights_sha256="0123456789abcdef" * 4, temperature=0.3,
                            decode="annealed", render_size=320, post=("segments", "crf"), post_strength=0.7,
-                           mask=True, time="2026-12-02T03:04:05Z")
+                           mask=True, content="document", content_choice="auto", time="2026-12-02T03:04:05Z")
 TINCT_SHA256 = hashlib.sha256((BUNDLED_WEIGHTS_DIR / "tinct-small.safetensors").read_bytes()).hexdigest()
 
 
@@ -40,6 +40,8 @@ def _assert_xmp(tags: dict, record: provenance.Record) -> None:
     assert tags["XMP-tinct:PostSteps"] == (",".join(record.post) or "none")
     assert str(tags["XMP-tinct:Mask"]).lower() == str(record.mask).lower()
     assert str(tags["XMP-tinct:Hints"]).lower() == str(record.hints).lower()
+    assert tags.get("XMP-tinct:Content") == record.content
+    assert tags.get("XMP-tinct:ContentChoice") == record.content_choice
 
 
 WRITERS = [  # (name, suffix, channels, dtype)
@@ -112,8 +114,8 @@ def test_engine_colorize_records_model_digest_and_settings(tmp_path, capsys, exi
     out = tmp_path / "photo_color.jpg"
     tags = read_tags(exiftool, out, "-XMP:all")
     expected = provenance.Record(model="tinct-small", weights_sha256=TINCT_SHA256, temperature=0.3, decode="annealed",
-                                 render_size=64, post=("tv",), post_strength=0.5, mask=True,
-                                 time=tags["XMP-tinct:Time"])
+                                 render_size=64, post=("tv",), post_strength=0.5, mask=True, content="photo",
+                                 content_choice="auto", time=tags["XMP-tinct:Time"])
     _assert_xmp(tags, expected)
     record = provenance.from_xmp(str(out))
     assert record.weights_sha256 == TINCT_SHA256 and record.post == ("tv",) and record.mask and not record.hints
@@ -122,6 +124,29 @@ def test_engine_colorize_records_model_digest_and_settings(tmp_path, capsys, exi
     assert code == 0
     assert text.splitlines()[0] == str(out) and provenance.DESCRIPTION in text
     assert "tinct-small" in text and TINCT_SHA256 in text and "tv (strength 0.5)" in text and "mask" in text
+    assert "content:       photo (detected)" in text
+
+
+def test_engine_colorize_records_the_content_each_image_got(tmp_path, capsys, exiftool):
+    """``--content document`` is recorded as asked; ``auto`` records what the detector chose per image."""
+    from core.training.synth_documents import render_page
+
+    Image.fromarray(gradient_gray()).save(tmp_path / "photo.png")
+    page = render_page(1, 256, 192)
+    Image.fromarray(np.asarray(Image.fromarray(page).convert("L"))).save(tmp_path / "page.png")
+    code, _, err = _cli(["colorize", str(tmp_path / "photo.png"), str(tmp_path / "page.png"), "--out-dir",
+                         str(tmp_path / "auto")], capsys)
+    assert code == 0, err
+    got = {name: provenance.from_xmp(str(tmp_path / "auto" / f"{name}_color.png")) for name in ("photo", "page")}
+    assert {name: (r.content, r.content_choice) for name, r in got.items()} == {
+        "photo": ("photo", "auto"), "page": ("document", "auto")}
+    code, _, err = _cli(["colorize", str(tmp_path / "photo.png"), "--out-dir", str(tmp_path / "asked"),
+                         "--render-size", "64", "--content", "document"], capsys)
+    assert code == 0, err
+    record = provenance.from_xmp(str(tmp_path / "asked" / "photo_color.png"))
+    assert (record.content, record.content_choice) == ("document", "document")
+    code, text, _ = _cli(["info", str(tmp_path / "asked" / "photo_color.png")], capsys)
+    assert code == 0 and "content:       document (as asked)" in text
 
 
 def test_engine_no_provenance_embeds_nothing(tmp_path, capsys, exiftool):

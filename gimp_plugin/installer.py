@@ -5,9 +5,11 @@ The functions ``install.py`` calls: ``find_gimp3()``, ``find_flatpak_gimp()``,
 ``uninstall_plugin(dest=None)``. Also a command line:
 ``python -m gimp_plugin.installer {find,install,uninstall} [--flatpak]``.
 
-Installing copies ``gimp_plugin/tinct_colorize/`` (the plug-in and its stdlib helpers) and
-``core/options.py`` (as ``tinct_options.py``: the option table) into
-``<plug-ins>/tinct_colorize/`` and writes ``tinct.json`` beside them: the virtual environment's
+Installing copies ``gimp_plugin/tinct_colorize/`` (the plug-in and its stdlib helpers) and the
+standard-library modules of ``core`` it shares with the engine (``tinct_shared.SHARED``:
+``core/options.py`` as ``tinct_options.py``, the option table; ``core/worker/wire.py`` and
+``core/worker/rendezvous.py`` as ``tinct_wire.py`` and ``tinct_rendezvous.py``, the worker's
+protocol and where it listens) into ``<plug-ins>/tinct_colorize/`` and writes ``tinct.json`` beside them: the virtual environment's
 Python that runs the engine worker, the project root, the installed model names (the plug-in's
 model menu) and the catalog's other models, the ``tinct`` command, the worker's idle timeout.
 
@@ -30,12 +32,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from gimp_plugin.tinct_colorize.tinct_shared import SHARED
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PLUGIN_NAME = "tinct_colorize"
-PLUGIN_FILES = ("tinct_colorize.py", "tinct_dialog.py", "tinct_client.py", "tinct_wire.py", "tinct_rendezvous.py")
-OPTIONS_FILE = "tinct_options.py"  # a copy of core/options.py
+PLUGIN_FILES = ("tinct_colorize.py", "tinct_dialog.py", "tinct_client.py", "tinct_shared.py")
+# Installed file name -> the project file it is a copy of.
+SHARED_FILES = {f"{name}.py": PROJECT_ROOT / source for name, source in SHARED.items()}
 CONFIG_FILE = "tinct.json"
 SOURCE_DIR = Path(__file__).resolve().parent / PLUGIN_NAME
-OPTIONS_SOURCE = Path(__file__).resolve().parent.parent / "core" / "options.py"
 GIMP_SERIES = "3.0"
 FLATPAK_APP = "org.gimp.GIMP"
 
@@ -158,7 +163,8 @@ def install_plugin(venv_python: Path, project_root: Path, dest: Path | None = No
     target.mkdir(parents=True, exist_ok=True)
     for name in PLUGIN_FILES:
         shutil.copy2(SOURCE_DIR / name, target / name)
-    shutil.copy2(OPTIONS_SOURCE, target / OPTIONS_FILE)
+    for name, source in SHARED_FILES.items():
+        shutil.copy2(source, target / name)
     main = target / f"{PLUGIN_NAME}.py"
     main.chmod(main.stat().st_mode | 0o755)
     if models is None:
@@ -167,7 +173,7 @@ def install_plugin(venv_python: Path, project_root: Path, dest: Path | None = No
     config = {"python": str(venv_python), "project_root": str(project_root), "models": models,
               "more_models": more_models or [], "command": tinct_command(venv_python), "idle_timeout": idle_timeout}
     if flatpak:
-        from gimp_plugin.tinct_colorize.tinct_rendezvous import flatpak_runtime_dir
+        from core.worker.rendezvous import flatpak_runtime_dir
 
         config.update(flatpak=True, runtime_dir=str(runtime_dir or flatpak_runtime_dir()))
     (target / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")

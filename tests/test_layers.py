@@ -74,6 +74,26 @@ def test_layers_plugin_uses_the_standard_library_and_gimp_only():
     assert {f: n for f, n in offending.items() if n} == {}
 
 
+def test_layers_core_never_imports_the_plugin():
+    offending = {str(f.relative_to(ROOT)): sorted(n for n in imported_modules(f) if _within(n, ("gimp_plugin",)))
+                 for f in sorted((ROOT / "core").rglob("*.py"))}
+    assert {f: n for f, n in offending.items() if n} == {}
+
+
+def test_layers_modules_shared_with_the_plugin_use_the_standard_library_only():
+    """The files the plug-in loads into GIMP's Python (``tinct_shared.SHARED``) import nothing else."""
+    sys.path.insert(0, str(ROOT / "gimp_plugin" / "tinct_colorize"))
+    try:
+        from tinct_shared import SHARED
+    finally:
+        sys.path.pop(0)
+    assert {"core/options.py", "core/worker/wire.py", "core/worker/rendezvous.py"} <= set(SHARED.values())
+    offending = {source: sorted(n for n in imported_modules(ROOT / source)
+                                if n and not _within(n, sys.stdlib_module_names))
+                 for source in SHARED.values()}
+    assert {f: n for f, n in offending.items() if n} == {}
+
+
 def test_layers_import_scanner_sees_lazy_and_relative_imports(tmp_path, monkeypatch):
     package = tmp_path / "core" / "video"
     package.mkdir(parents=True)

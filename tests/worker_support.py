@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from gimp_plugin.tinct_colorize import tinct_rendezvous as rendezvous
+from core.worker import rendezvous
 
 ROOT = Path(__file__).resolve().parents[1]
 

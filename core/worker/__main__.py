@@ -6,15 +6,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from gimp_plugin.tinct_colorize import tinct_rendezvous as rendezvous
-from gimp_plugin.tinct_colorize import tinct_wire as wire
+from core.worker import rendezvous
+from core.worker import wire
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and serve; returns the process exit code."""
     parser = argparse.ArgumentParser(prog="python -m core.worker", description=__doc__)
     parser.add_argument("--run-dir", type=Path, default=None,
-                        help="private runtime directory (default: the per-user one, see tinct_rendezvous)")
+                        help="private runtime directory (default: the per-user one, see core/worker/rendezvous.py)")
     parser.add_argument("--idle-timeout", type=float, default=600.0,
                         help="seconds without requests before exiting (0: never)")
     parser.add_argument("--max-payload", type=int, default=wire.DEFAULT_MAX_PAYLOAD,

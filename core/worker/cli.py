@@ -19,8 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from gimp_plugin.tinct_colorize import tinct_rendezvous as rendezvous
-from gimp_plugin.tinct_colorize import tinct_wire as wire
+from core.worker import rendezvous
+from core.worker import wire
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 UNIT_NAME = "tinct-worker"

@@ -37,7 +37,7 @@ import numpy as np
 from core.inputcheck import check_pixels
 from core.options import OptionError, checked
 from core.worker.server import Reply, Shutdown
-from gimp_plugin.tinct_colorize import tinct_wire as wire
+from core.worker import wire
 
 NUMPY_DTYPES = {"u8": np.uint8, "u16": np.uint16, "f32": np.float32}
 WIRE_DTYPES = {np.dtype(v): k for k, v in NUMPY_DTYPES.items()}

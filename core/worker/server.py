@@ -1,7 +1,7 @@
 """The worker's socket server: one per user, private endpoint, idle timeout.
 
-Protocol and endpoint files are defined in ``gimp_plugin/tinct_colorize/tinct_wire.py`` and
-``tinct_rendezvous.py`` (shared with the plug-in). What a request does is up to the handler
+Protocol and endpoint files are defined in ``core/worker/wire.py`` and ``core/worker/rendezvous.py``
+(shared with the plug-in). What a request does is up to the handler
 (``core.worker.engine.EngineHandler`` in production).
 
 Each connection is served in its own thread, so one client cannot hold the others: the prefix
@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator, Protocol, Sequence
 
-from gimp_plugin.tinct_colorize import tinct_rendezvous as rendezvous
-from gimp_plugin.tinct_colorize import tinct_wire as wire
+from core.worker import rendezvous
+from core.worker import wire
 
 ALREADY_RUNNING = 3
 DEFAULT_HEADER_TIMEOUT = 5.0  # seconds for a request's prefix and header, all of it

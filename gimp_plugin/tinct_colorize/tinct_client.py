@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 try:
-    from . import tinct_rendezvous as rendezvous
-    from . import tinct_wire as wire
+    from . import tinct_shared
 except ImportError:  # run by GIMP as a script beside these modules
-    import tinct_rendezvous as rendezvous  # type: ignore[no-redef]
-    import tinct_wire as wire  # type: ignore[no-redef]
+    import tinct_shared  # type: ignore[no-redef]
+
+rendezvous = tinct_shared.load("tinct_rendezvous")  # core/worker/rendezvous.py
+wire = tinct_shared.load("tinct_wire")  # core/worker/wire.py
 
 CONFIG_FILE = "tinct.json"
 DEFAULT_IDLE_TIMEOUT = 600.0

@@ -17,7 +17,6 @@ Set ``TINCT_PROFILE`` to a file path to have per-stage timings appended to it as
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -33,7 +32,7 @@ from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tinct_client  # noqa: E402
-import tinct_wire  # noqa: E402
+import tinct_shared  # noqa: E402
 from tinct_dialog import ANIMATION_OPTIONS, COLORIZE_OPTIONS, build_dialog  # noqa: E402
 
 PROC_COLORIZE = "plug-in-tinct-colorize"
@@ -44,19 +43,8 @@ ENGINE_OPTIONS = ("temperature", "render_size", "post", "post_strength", "proven
 RESULT_PARASITE = "tinct-result"  # on each result layer: JSON {"source": tattoo, "settings": {...}}
 
 
-def _load_options():
-    """The option table: ``tinct_options.py`` installed beside the plug-in, else the checkout's ``core/options.py``."""
-    for path in (PLUGIN_DIR / "tinct_options.py", PLUGIN_DIR.parent.parent / "core" / "options.py"):
-        if path.is_file():
-            spec = importlib.util.spec_from_file_location("tinct_options", path)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules["tinct_options"] = module  # dataclasses look their module up by name
-            spec.loader.exec_module(module)
-            return module
-    raise ImportError(f"tinct_options.py is missing from {PLUGIN_DIR}; reinstall the Tinct plug-in")
-
-
-options = _load_options()
+options = tinct_shared.load("tinct_options")  # core/options.py
+wire = tinct_shared.load("tinct_wire")  # core/worker/wire.py
 OPTIONS = options.OPTIONS
 
 
@@ -251,7 +239,7 @@ class TinctColorize(Gimp.PlugIn):
         """Run ``work()``; failures a user should read become an error return value (else ``None``)."""
         try:
             return work(), None
-        except (PlugInFailure, tinct_client.EngineError, tinct_wire.ProtocolError) as exc:
+        except (PlugInFailure, tinct_client.EngineError, wire.ProtocolError) as exc:
             return None, self._failure(procedure, str(exc))
         except OSError as exc:
             return None, self._failure(procedure, f"could not reach the engine: {exc}")
@@ -302,12 +290,12 @@ class TinctColorize(Gimp.PlugIn):
         width, height = source.get_width(), source.get_height()
         _, off_x, off_y = source.get_offsets()
         pixels = _read(source, Gegl.Rectangle.new(0, 0, width, height), in_fmt)
-        arrays = [(tinct_wire.array_spec("pixels", dtype, (height, width, channels)), pixels)]
+        arrays = [(wire.array_spec("pixels", dtype, (height, width, channels)), pixels)]
         hint = config.get_property("hint-layer")
         if hint is not None:
             _, hint_x, hint_y = hint.get_offsets()
             rect = Gegl.Rectangle.new(off_x - hint_x, off_y - hint_y, width, height)
-            arrays.append((tinct_wire.array_spec("hint", dtype, (height, width, 4)),
+            arrays.append((wire.array_spec("hint", dtype, (height, width, 4)),
                            _read(hint, rect, f"R'G'B'A {babl}")))
         stages["read_s"] = time.perf_counter() - started
         Gimp.progress_update(0.1)
@@ -396,7 +384,7 @@ class TinctColorize(Gimp.PlugIn):
             width, height = layer.get_width(), layer.get_height()
             _, off_x, off_y = layer.get_offsets()
             data = _read(layer, Gegl.Rectangle.new(0, 0, width, height), fmt)
-            arrays.append((tinct_wire.array_spec(f"frame{index}", dtype, (height, width, 2 if gray else 4)), data))
+            arrays.append((wire.array_spec(f"frame{index}", dtype, (height, width, 2 if gray else 4)), data))
             geometry.append((layer, width, height, off_x, off_y))
         Gimp.progress_update(0.05)
 

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from gimp_plugin.tinct_colorize import tinct_client as client_mod
-from gimp_plugin.tinct_colorize import tinct_rendezvous as rendezvous
-from gimp_plugin.tinct_colorize import tinct_wire as wire
+from core.worker import rendezvous
+from core.worker import wire
 import worker_support
 from worker_support import stop
 

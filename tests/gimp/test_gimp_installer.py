@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -27,8 +28,11 @@ def test_install_and_uninstall(tmp_path):
     python = Path(sys.executable)
     folder = installer.install_plugin(python, ROOT, dest=tmp_path)
     assert folder == tmp_path / "tinct_colorize"
-    assert sorted(p.name for p in folder.iterdir()) == sorted([*installer.PLUGIN_FILES, "tinct_options.py", "tinct.json"])
-    assert (folder / "tinct_options.py").read_bytes() == (ROOT / "core" / "options.py").read_bytes()
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [*installer.PLUGIN_FILES, "tinct_options.py", "tinct_wire.py", "tinct_rendezvous.py", "tinct.json"])
+    for name, source in (("tinct_options.py", "core/options.py"), ("tinct_wire.py", "core/worker/wire.py"),
+                         ("tinct_rendezvous.py", "core/worker/rendezvous.py")):
+        assert (folder / name).read_bytes() == (ROOT / source).read_bytes(), name
     assert os.access(folder / "tinct_colorize.py", os.X_OK)
     config = json.loads((folder / "tinct.json").read_text())
     assert config["python"] == str(python.absolute()) and config["project_root"] == str(ROOT)
@@ -38,6 +42,30 @@ def test_install_and_uninstall(tmp_path):
     assert installer.uninstall_plugin(tmp_path) is True
     assert not folder.exists()
     assert installer.uninstall_plugin(tmp_path) is False
+
+
+def _shared_files_seen_by_the_plugin(folder: Path) -> dict:
+    """Where the plug-in in ``folder`` finds its shared modules, asked of a Python that sees nothing else."""
+    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); import tinct_client, tinct_shared; "
+            "print(json.dumps({n: tinct_shared.load(n).__file__ for n in tinct_shared.SHARED}))")
+    done = subprocess.run([sys.executable, "-I", "-c", code, str(folder)], capture_output=True, text=True,
+                          cwd=folder, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_the_plugin_finds_its_shared_modules_installed_and_in_the_checkout(tmp_path):
+    folder = installer.install_plugin(Path(sys.executable), ROOT, dest=tmp_path / "plug-ins", models=["default"])
+    assert _shared_files_seen_by_the_plugin(folder) == {
+        "tinct_options": str(folder / "tinct_options.py"), "tinct_wire": str(folder / "tinct_wire.py"),
+        "tinct_rendezvous": str(folder / "tinct_rendezvous.py")}
+    assert _shared_files_seen_by_the_plugin(ROOT / "gimp_plugin" / "tinct_colorize") == {
+        "tinct_options": str(ROOT / "core" / "options.py"), "tinct_wire": str(ROOT / "core" / "worker" / "wire.py"),
+        "tinct_rendezvous": str(ROOT / "core" / "worker" / "rendezvous.py")}
+    (folder / "tinct_wire.py").unlink()  # a broken installation says what to do
+    code = "import sys; sys.path.insert(0, sys.argv[1]); import tinct_client"
+    done = subprocess.run([sys.executable, "-I", "-c", code, str(folder)], capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "tinct_wire.py is missing" in done.stderr and "reinstall" in done.stderr
 
 
 def test_install_refuses_a_missing_engine(tmp_path):

@@ -18,8 +18,8 @@ import pytest
 
 from core.options import TEMPERATURE
 from gimp_plugin.tinct_colorize import tinct_client as client_mod
-from gimp_plugin.tinct_colorize import tinct_rendezvous as rendezvous
-from gimp_plugin.tinct_colorize import tinct_wire as wire
+from core.worker import rendezvous
+from core.worker import wire
 from worker_support import start_worker, stop
 
 ROOT = Path(__file__).resolve().parents[2]

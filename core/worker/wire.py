@@ -5,8 +5,9 @@ Version 2 (user control) adds to ``colorize`` the optional request array ``refer
 ``warnings`` (see ``core/worker/engine.py``); a version-1 worker would silently ignore them, so the
 client replaces a worker of another version.
 
-Standard library only: the GIMP plug-in (GIMP's Python) and the engine worker (the project's
-virtual environment) both import this one file.
+Standard library only: the engine worker (the project's virtual environment) imports it as
+``core.worker.wire``; the GIMP plug-in (GIMP's Python) loads this same file, which the installer
+copies beside it as ``tinct_wire.py`` (``gimp_plugin/tinct_colorize/tinct_shared.py``).
 
 A message is::
 

@@ -19,6 +19,9 @@ Transport: a Unix socket wherever Python offers ``AF_UNIX`` (Linux, macOS). Wher
 (CPython on Windows), loopback TCP on a random port; the worker then only answers requests
 carrying the random token from ``worker.json``, which only the user can read. The token is
 checked on every transport.
+
+Standard library only: the worker imports it as ``core.worker.rendezvous``; the GIMP plug-in loads
+this same file, which the installer copies beside it as ``tinct_rendezvous.py``.
 """
 
 from __future__ import annotations

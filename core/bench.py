@@ -302,7 +302,7 @@ def run(args: argparse.Namespace) -> int:
                     verdict = "  (target <= 0.333: " + ("met)" if ratio <= RATIO_TARGET else "NOT met)")
                 print(f"{megapixels:g} MP end-to-end, tinct {row['model']} / REFERENCE: {ratio:.3f}{verdict}")
     if args.json is not None:
-        from .imageio import write_atomically
+        from .fs import write_atomically
 
         payload = json.dumps({"rows": rows, "ratios": ratios, "stages": list(STAGES)}, indent=2).encode()
         write_atomically(args.json, lambda handle: handle.write(payload))

@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
               "repeat": args.repeat, "rows": rows}
     print(f"load average at the end: {report['load_average'][0]:.2f}", file=sys.stderr)
     if args.json:
-        from .imageio import write_atomically
+        from .fs import write_atomically
 
         write_atomically(args.json, lambda f: f.write(json.dumps(report, indent=1).encode()))
     return 0

@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{rows[0]['width']}x{rows[0]['height']}: building the record's metadata costs at most {worst:.2f} ms "
           f"per file (target <= {TARGET_MS:g} ms: {verdict})")
     if args.json is not None:
-        from .imageio import write_atomically
+        from .fs import write_atomically
 
         payload = json.dumps({"rows": rows, "target_ms": TARGET_MS}, indent=2).encode()
         write_atomically(args.json, lambda handle: handle.write(payload))

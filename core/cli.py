@@ -103,9 +103,10 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
     from .device import DeviceError
-    from .imageio import ImageReadError, ImageWriteError
+    from .fs import FileWriteError
+    from .imageio import ImageReadError
 
-    errors: list[type[BaseException]] = [DeviceError, ImageReadError, ImageWriteError]
+    errors: list[type[BaseException]] = [DeviceError, ImageReadError, FileWriteError]  # ImageWriteError included
     weights_fetch = _import_if_present("weights_fetch")
     if weights_fetch is not None:
         errors.append(weights_fetch.WeightsError)

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .imageio import ImageReadError, read_image, write_atomically
+from .fs import write_atomically
+from .imageio import ImageReadError, read_image
 
 
 class ControlInputError(ValueError):

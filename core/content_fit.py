@@ -21,7 +21,7 @@ import torch
 
 from .color import rgb_to_l
 from .content import DETECTOR_FILE, DOCUMENT_THRESHOLD, FEATURE_NAMES, content_features, score_features
-from .imageio import write_atomically
+from .fs import write_atomically
 from .paths import data_dir
 
 

@@ -26,7 +26,7 @@ import torch
 from PIL import Image, ImageOps
 
 from .color import lab_to_rgb, rgb_to_lab
-from .imageio import write_atomically
+from .fs import write_atomically
 from .metrics import auc_ab, colorfulness, mean_cast, psnr, wrong_vivid_mask
 from .options import TEMPERATURE
 from .options import add_argument as add_option

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from .color import lab_to_rgb, rgb_to_lab
 from .evaluate import ModelScores, evaluation_files, read_colour_image, save_grid
 from .hints import patch_hints
-from .imageio import write_atomically
+from .fs import write_atomically
 from .metrics import auc_ab, colorfulness
 from .reference import DEFAULT_STRENGTH, ab_histogram
 

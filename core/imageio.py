@@ -20,7 +20,6 @@ import contextlib
 import io
 import os
 import struct
-import tempfile
 import threading
 import warnings
 import zlib
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING, Iterator
 import numpy as np
 from PIL import Image, ImageCms, UnidentifiedImageError
 
+from .fs import FileWriteError, one_line, write_atomically
 from .inputcheck import check_pixels
 
 if TYPE_CHECKING:
@@ -61,8 +61,8 @@ class ImageReadError(Exception):
     """An input file cannot be read as an image (missing, empty, truncated, corrupt, too large)."""
 
 
-class ImageWriteError(Exception):
-    """An output file cannot be written (unsupported format, alpha in JPEG, I/O failure)."""
+class ImageWriteError(FileWriteError):
+    """An output image cannot be written (unsupported format, alpha in JPEG, I/O failure)."""
 
 
 @dataclass
@@ -159,7 +159,7 @@ def read_image(path: str | os.PathLike, *, max_megapixels: float | None = DEFAUL
     except UnidentifiedImageError:
         raise ImageReadError(f"{path}: not an image format Pillow can read") from None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
-        raise ImageReadError(f"{path}: truncated or corrupt image ({_one_line(exc)})") from None
+        raise ImageReadError(f"{path}: truncated or corrupt image ({one_line(exc)})") from None
     return decoded
 
 
@@ -168,10 +168,6 @@ def _frame_count(im: Image.Image) -> int:
         return max(1, int(getattr(im, "n_frames", 1) or 1))
     except (OSError, ValueError, EOFError):  # a damaged later frame: the first one was read
         return 1
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _decode_opened(im: Image.Image, path: Path) -> DecodedImage:
@@ -433,43 +429,12 @@ def write_image(
         writer = lambda handle: handle.write(encoded)  # noqa: E731
     else:
         writer = lambda handle: _save_pil8(handle, pixels, fmt, icc_profile, meta, dpi, jpeg_quality)  # noqa: E731
-    write_atomically(path, writer)
+    write_atomically(path, writer, error=ImageWriteError)
 
 
 def to_uint8(pixels: np.ndarray) -> np.ndarray:
     """Round 16-bit samples to 8 bits (``round(v / 257)``)."""
     return ((pixels.astype(np.uint32) + 128) // 257).astype(np.uint8)
-
-
-def write_atomically(path: Path, writer) -> None:
-    """Call ``writer(binary_file)`` on a temp file beside ``path`` and move it into place.
-
-    The temporary file is removed on any error (including KeyboardInterrupt).
-    """
-    directory = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise ImageWriteError(f"{path}: cannot create a file in {directory} ({_one_line(exc)})") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            writer(handle)
-        os.chmod(tmp_name, 0o666 & ~_current_umask())  # mkstemp makes 0600; give the usual mode
-        os.replace(tmp_name, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp_name)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise ImageWriteError(f"{path}: cannot write ({_one_line(exc)})") from None
-        raise
-
-
-def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def _save_pil8(handle, pixels, fmt, icc_profile, meta: OutputMetadata, dpi, jpeg_quality) -> None:
@@ -578,5 +543,5 @@ def _write_tiff(handle, pixels: np.ndarray, icc: bytes | None, meta: OutputMetad
             maxworkers=os.cpu_count() or 1,
         )
     except ValueError as exc:
-        raise ImageWriteError(f"tifffile could not encode the TIFF ({_one_line(exc)})") from None
+        raise ImageWriteError(f"tifffile could not encode the TIFF ({one_line(exc)})") from None
     handle.write(encoded.getbuffer())

@@ -1,8 +1,8 @@
 """SIGTERM handled like Ctrl-C, so that a terminated run cleans up what it started.
 
-Writers of Tinct remove their temporary files on ``KeyboardInterrupt`` (``write_atomically``, the
+Writers of Tinct remove their temporary files on ``KeyboardInterrupt`` (``core.fs.write_atomically``, the
 video writers' ``abort``); Python's default SIGTERM ends the process without running them, which
-left hidden ``.NAME.part-*`` files behind.
+left hidden ``.NAME.*.tmp`` files behind.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator
 
 from distributed import as_completed
 
+from ..fs import temp_owner
 from . import ClusterError
 from .connect import open_client
 from .worker import ModelSpec, TinctWorkerPlugin, colorizer_for, worker_name
@@ -181,7 +182,7 @@ def check_resources(client: Any, resources: dict[str, float]) -> str | None:
 
 
 def remove_stale_temporaries(targets: list[Path]) -> int:
-    """Remove the atomic writer's temporary files (``.NAME.*.tmp``) beside ``targets``; returns how many.
+    """Remove the atomic writer's temporary files (``core.fs.temp_sibling`` names) beside ``targets``; returns how many.
 
     Called once every task of the run is over, when only a killed worker can have left one.
     """
@@ -195,10 +196,7 @@ def remove_stale_temporaries(targets: list[Path]) -> int:
         except OSError:
             continue
         for entry in entries:
-            if not (entry.startswith(".") and entry.endswith(".tmp")):
-                continue
-            owner = entry[1:].rsplit(".", 2)[0]  # ".NAME.<random>.tmp" -> NAME
-            if owner in names:
+            if temp_owner(entry) in names:
                 try:
                     os.unlink(folder / entry)
                     removed += 1

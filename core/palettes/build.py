@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from ..imageio import write_atomically
+from ..fs import write_atomically
 from ..paths import data_dir
 from ..reference import PALETTE_DIR, REFERENCE_MAX_SIDE, ab_histogram, palette_to_json
 from ..color import rgb_to_lab

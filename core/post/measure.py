@@ -16,8 +16,6 @@ AuC and colourfulness come from ``core.metrics``; homogeneity and leakage are de
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -287,33 +285,23 @@ def image_grid(rows: Sequence[tuple[str, Sequence[np.ndarray]]], cell_width: int
                            for t in tiles], axis=0)
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_report(table: dict[str, dict[str, float]], grid_rows, out_dir: Path, title: str) -> list[Path]:
     """Write ``post_eval.md``, ``post_eval.json`` and (if there are rows) ``post_grid.png`` into ``out_dir``."""
     import io
 
     from PIL import Image
 
+    from ..fs import write_atomically
+
+    out_dir.mkdir(parents=True, exist_ok=True)
     written = [out_dir / "post_eval.md", out_dir / "post_eval.json"]
-    write_atomically(written[0], table_markdown(table, title).encode())
-    write_atomically(written[1], (json.dumps(table, indent=2) + "\n").encode())
+    write_atomically(written[0], lambda f: f.write(table_markdown(table, title).encode()))
+    write_atomically(written[1], lambda f: f.write((json.dumps(table, indent=2) + "\n").encode()))
     if grid_rows:
         buffer = io.BytesIO()
         Image.fromarray(image_grid(grid_rows)).save(buffer, format="PNG")
         written.append(out_dir / "post_grid.png")
-        write_atomically(written[-1], buffer.getvalue())
+        write_atomically(written[-1], lambda f: f.write(buffer.getvalue()))
     return written
 
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from ..color import rgb_to_lab
-from ..imageio import write_atomically
+from ..fs import write_atomically
 from ..paths import data_dir
 
 VAL_SPLIT_FILE = Path(__file__).with_name("val_split.txt")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from safetensors.torch import save
 
-from ..imageio import write_atomically
+from ..fs import write_atomically
 from ..models.tinct_unet import TinctUNet
 
 

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from ..bins import nearest_bin, rebalance_weights, smoothed_prior, srgb_gamut_bins
 from ..color import lab_to_rgb
 from ..decode import decode_logits
-from ..imageio import write_atomically
+from ..fs import write_atomically
 from ..metrics import auc_ab, colorfulness
 from ..models.tinct_unet import TinctUNet
 from ..paths import data_dir

@@ -536,7 +536,7 @@ def contact_sheet(seeds: list[int], height: int, width: int, columns: int = 6) -
 
 
 def _main(argv: list[str] | None = None) -> int:
-    from ..imageio import write_atomically
+    from ..fs import write_atomically
 
     p = argparse.ArgumentParser(prog="python -m core.training.synth_documents", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)

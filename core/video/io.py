@@ -9,10 +9,8 @@ directly: they fill a temporary file (or folder) beside it and rename it in :met
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import uuid
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -22,6 +20,7 @@ import av
 import cv2
 import numpy as np
 
+from core.fs import discard, move_into_place, temp_sibling
 from core.outputs import mark_folder, output_conflict, replace_folder, replace_folder_problem
 from core.imageio import OUTPUT_FORMATS, ImageWriteError, write_image
 
@@ -263,10 +262,6 @@ class EncodeOptions:
     provenance: "Record | None" = None
 
 
-def _temp_sibling(final: Path, suffix: str = "") -> Path:
-    return final.with_name(f".{final.stem}.part-{uuid.uuid4().hex[:8]}{suffix}")
-
-
 def _check_output(final: Path, overwrite: bool, is_dir: bool) -> None:
     if not final.parent.is_dir():
         raise VideoIOError(f"output folder {final.parent} does not exist")
@@ -306,8 +301,13 @@ class VideoFileWriter:
                                f"use one of {', '.join(sorted(set(LOSSY_VIDEO_SUFFIXES + LOSSLESS_VIDEO_SUFFIXES)))}")
         _check_output(self.final, options.overwrite, is_dir=False)
         self.notes: list[str] = []
-        self.temp = _temp_sibling(self.final, self.final.suffix)
-        self._out = av.open(str(self.temp), "w")
+        # PyAV picks the container from the file name, so the temporary keeps the final suffix.
+        self.temp = temp_sibling(self.final, suffix=self.final.suffix, error=VideoIOError)
+        try:
+            self._out = av.open(str(self.temp), "w")
+        except (av.error.FFmpegError, OSError) as e:
+            discard(self.temp)
+            raise VideoIOError(f"cannot write {self.final}: {_short(e)}") from None
         try:
             self._setup(info, options, codec, audio_source)
         except Exception:
@@ -409,7 +409,7 @@ class VideoFileWriter:
         if self._count == 0:
             self.temp.unlink(missing_ok=True)
             raise VideoIOError("no frame was written")
-        os.replace(self.temp, self.final)
+        move_into_place(self.temp, self.final, error=VideoIOError)
         return self.final
 
     def abort(self) -> None:
@@ -447,8 +447,7 @@ class FrameFolderWriter:
         _check_output(self.final, options.overwrite, is_dir=True)
         self.wants_uint16 = info.high_bit_depth and self.suffix.lower() in (".png", ".tif", ".tiff")
         self.overwrite = options.overwrite
-        self.temp = _temp_sibling(self.final)
-        self.temp.mkdir()
+        self.temp = temp_sibling(self.final, directory=True, error=VideoIOError)
         self.notes: list[str] = []
         if info.audio_streams:
             self.notes.append("a frame folder cannot hold audio: the audio stream is not kept")

@@ -167,7 +167,7 @@ def write_login_entry(kind: str, command: list[str]) -> Path:
         if path.read_text(encoding="utf-8") != text:
             raise FileExistsError(f"{path} exists with other content; remove it first to have it rewritten")
         return path
-    from core.imageio import write_atomically
+    from core.fs import write_atomically
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, lambda handle: handle.write(text.encode("utf-8")))

@@ -99,7 +99,7 @@ def test_sigterm_removes_the_hidden_partial_output(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 240
-        while not list(tmp_path.glob(".color.part-*")):
+        while not list(tmp_path.glob(".color.mp4.*.tmp*")):
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "the run never started writing"
             time.sleep(0.05)

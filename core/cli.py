@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                   "measure post-processing (crf, segments, tv) on BSDS500 val against human segmentations"),
     "eval-video": ("core.video.cli", "measure flicker (warping error) and colourfulness, and end-to-end speed"),
     "eval-hints": ("core.evaluate_control", "measure user control: colour hints, reference photos, confidence maps"),
+    "eval-page": ("core.evaluate_pages", "measure colour bleed across the strokes of a large synthetic scanned page"),
     "bench": ("core.bench", "time the pipeline's stages against the reference pipeline"),
     "bench-network": ("core.bench_network", "time the network alone (median ms per image)"),
     "bench-post": ("core.post.cli", "time each post-processing step at network resolution"),

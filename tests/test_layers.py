@@ -9,7 +9,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 MEASURING = ("core.bench", "core.evaluate", "core.metrics", "core.post.measure", "core.post.synthetic",
-             "core.post.cli", "core.video.evaluate", "core.video.synth", "core.training", "core.content_fit")
+             "core.post.cli", "core.video.evaluate", "core.video.synth", "core.training", "core.content_fit",
+             "core.evaluate_pages")
 # The library the commands, the worker and the plug-in's engine run on (command modules may also host a
 # measuring command, so they are not listed).
 RUNTIME = ("core/__init__.py", "core/color.py", "core/bins.py", "core/decode.py", "core/upsample.py", "core/device.py",

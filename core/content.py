@@ -43,7 +43,8 @@ class DecodeProfile:
 
 
 PHOTO_PROFILE = DecodeProfile()
-# Starts equal to the photo profile; what documents need is decided with the model trained on them.
+# Equal to the photo profile, by measurement: with the model trained on pages, written and illuminated pages meet
+# their targets at the photo temperature and chroma (README, "Photos and documents"; `tinct eval --sets documents-*`).
 DOCUMENT_PROFILE = DecodeProfile()
 PROFILES: dict[str, DecodeProfile] = {"photo": PHOTO_PROFILE, "document": DOCUMENT_PROFILE}
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +131,9 @@ def run(args: argparse.Namespace) -> int:
 
     width, height = args.size
     start = time.perf_counter()
-    rgb = render_page(args.seed, height, width)
+    with warnings.catch_warnings():  # the generator draws a large page on a supersampled canvas, on purpose
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        rgb = render_page(args.seed, height, width)
     lab = rgb_to_lab(torch.from_numpy(rgb.astype(np.float32) / 255.0).permute(2, 0, 1)[None])
     report: dict = {"size": f"{width}x{height}", "seed": args.seed, "render_s": round(time.perf_counter() - start, 1)}
     red_lab, red = with_red_rubrics(lab)

@@ -684,15 +684,15 @@ class Colorizer:
                     from .reference import reweight_logits
 
                     out = reweight_logits(out, item.reference_bias)
-                if confidence:
-                    from .confidence import confidence_from_logits
-
-                    conf_low.append(confidence_from_logits(out, self.logit_fold))
                 g = item.geometry
                 profile = PROFILES[item.content]
                 t = temperature * profile.temperature_scale
                 guide = F.avg_pool2d(render[:, :, : g.height, : g.width], self.out_stride)
                 plain = self.decode_output(out, temperature=t, decode=decode)
+                if confidence:
+                    from .confidence import confidence_from_logits
+
+                    conf_low.append(confidence_from_logits(out, plain, self.bin_centers, self.logit_fold))
                 processed = None
                 if post:
                     processed = self.post_process(out, guide, post, temperature=t, decode=decode, strength=post_strength)

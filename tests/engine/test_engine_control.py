@@ -12,7 +12,7 @@ from PIL import Image
 from engine_stand_ins import BLUE, YELLOW, TinyAbModel, TinyLogitsModel, gradient_gray
 from core import cli
 from core.color import rgb_to_lab
-from core.confidence import confidence_from_logits
+from core.confidence import RISK_SCALE, confidence_from_logits
 from core.hints import hints_at_resolution, hints_from_rgba, patch_hints
 from core.pipeline import Colorizer
 from core.reference import (
@@ -240,15 +240,21 @@ def test_control_palette_builder_uses_only_the_training_part(tmp_path):
 # --------------------------------------------------------------------------------- confidence
 
 
-def test_control_confidence_is_one_minus_normalised_entropy():
-    logits = torch.zeros(1, 4, 2, 2)
-    logits[0, 2, 0, 0] = 60.0  # certain
-    conf = confidence_from_logits(logits)
-    assert conf.shape == (1, 1, 2, 2)
-    assert float(conf[0, 0, 0, 0]) > 0.999 and float(conf[0, 0, 1, 1]) < 1e-6
-    half = torch.tensor([0.0, 0.0, -1e4, -1e4]).view(1, 4, 1, 1)  # two equal bins of four: H = log 2
-    assert abs(float(confidence_from_logits(half)) - 0.5) < 1e-5
-    torch.testing.assert_close(confidence_from_logits(logits * 2.606, 2.606), conf)
+def test_control_confidence_is_low_where_the_decoded_colour_is_far_from_the_mass_or_vivid():
+    centers = torch.tensor([[0.0, 0.0], [40.0, 0.0], [-40.0, 0.0], [0.0, 60.0]])
+    logits = torch.full((1, 4, 1, 4), -1e4)
+    logits[0, 0, 0, 0] = 0.0  # certain of gray
+    logits[0, 1, 0, 1] = 0.0  # certain of a vivid red
+    logits[0, 1:3, 0, 2] = 0.0  # red or green, half each, decoded as their mean: gray
+    logits[0, 0, 0, 3] = 0.0  # certain of gray, yet decoded as yellow (e.g. a reference pulled it)
+    ab = torch.tensor([[0.0, 0.0], [40.0, 0.0], [0.0, 0.0], [0.0, 60.0]]).T.reshape(1, 2, 1, 4)
+    conf = confidence_from_logits(logits, ab, centers)[0, 0, 0]
+    assert conf.shape == (4,) and float(conf[0]) > 0.999  # no risk: 1
+    expected = torch.exp(-torch.tensor([40.0, 40.0, 120.0]) / RISK_SCALE)  # ‖â‖, E‖c − â‖, both
+    torch.testing.assert_close(conf[1:], expected)
+    torch.testing.assert_close(confidence_from_logits(logits * 2.606, ab, centers, 2.606), conf[None, None, None])
+    with pytest.raises(ValueError, match="bin_centers"):
+        confidence_from_logits(logits, ab, centers[:3])
 
 
 def test_control_confidence_map_at_full_resolution_from_the_api():
@@ -257,8 +263,11 @@ def test_control_confidence_map_at_full_resolution_from_the_api():
     out, conf = colorizer.colorize_array(gray, confidence=True)
     np.testing.assert_array_equal(out, colorizer.colorize_array(gray))
     assert conf.shape == (48, 64) and conf.dtype == np.float32 and 0 <= conf.min() and conf.max() <= 1
-    # the stand-in is sure at the dark and light ends, unsure at mid-gray
-    assert conf[:, :6].mean() > conf[:, 29:35].mean() + 0.1 and conf[:, -6:].mean() > conf[:, 29:35].mean() + 0.1
+    # the stand-in is sure of blue at the dark end and of yellow at the light end: the risk there is their chroma;
+    # at mid-gray it hesitates between all three, which is riskier still
+    assert abs(conf[:, :6].mean() - np.exp(-np.hypot(*BLUE) / RISK_SCALE)) < 0.01
+    assert abs(conf[:, -6:].mean() - np.exp(-np.hypot(*YELLOW) / RISK_SCALE)) < 0.01
+    assert conf[:, 29:35].mean() < min(conf[:, :6].mean(), conf[:, -6:].mean()) - 0.02
     image, conf_image = colorizer.colorize_image(Image.fromarray(gray), confidence=True)
     assert conf_image.mode == "L" and conf_image.size == image.size == (64, 48)
     with pytest.raises(ValueError, match="regression model.*no confidence map"):

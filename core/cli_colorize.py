@@ -19,6 +19,7 @@ from .imageio import (DEFAULT_MAX_MEGAPIXELS, FORMAT_SUFFIX, OUTPUT_FORMATS, Dec
 from .interrupt import Terminated, sigterm_as_interrupt
 from .options import add_argument as add_option
 from .options import check_arguments
+from .pixels import PEAK, convert_depth
 from .provenance import utc_now
 from .runs import add_cluster_arguments, add_resume_arguments
 
@@ -254,13 +255,13 @@ def _read_mask(path: Path, max_megapixels: float) -> np.ndarray:
     pixels = decoded.pixels
     channels = pixels.shape[2]
     values = pixels[:, :, 0] if channels in (1, 2) else pixels[:, :, :3].mean(axis=2)
-    scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(pixels.dtype, 1.0)
+    scale = PEAK.get(pixels.dtype, 1.0)
     return np.clip(values.astype(np.float32) / scale, 0.0, 1.0)
 
 
 def _to_storable(pixels: np.ndarray) -> np.ndarray:
     if pixels.dtype == np.float32:  # floating-point sources are written as 16-bit
-        return (np.clip(pixels, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
+        return convert_depth(pixels, np.uint16)
     return pixels
 
 

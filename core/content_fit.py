@@ -31,10 +31,9 @@ def _read_list(path: Path) -> set[str]:
 
 def image_L(path: Path) -> torch.Tensor:
     """``[1, 1, H, W]`` L* of an image file (a colour file counts as its L*, as in the pipeline)."""
-    from PIL import Image, ImageOps
+    from .imageio import read_image
 
-    with Image.open(path) as im:
-        rgb = np.asarray(ImageOps.exif_transpose(im).convert("RGB"), dtype=np.float32) / 255.0
+    rgb = read_image(path, max_megapixels=None).rgb8().astype(np.float32) / 255.0
     return rgb_to_l(torch.from_numpy(rgb).permute(2, 0, 1)[None])
 
 

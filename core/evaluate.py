@@ -23,10 +23,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
 from .color import lab_to_rgb, rgb_to_lab
 from .fs import write_atomically
+from .imageio import read_image
 from .metrics import auc_ab, colorfulness, mean_cast, psnr, wrong_vivid_mask
 from .options import TEMPERATURE
 from .options import add_argument as add_option
@@ -87,13 +88,12 @@ class ModelScores:
 
 
 def read_colour_image(path: Path) -> torch.Tensor | None:
-    """``[3, H, W]`` float32 sRGB in [0, 1], or None when the file is grayscale (or nearly so)."""
-    with Image.open(path) as im:
-        im = ImageOps.exif_transpose(im)
-        if im.mode not in ("RGB", "RGBA", "P", "CMYK"):
-            return None
-        rgb = torch.from_numpy(np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0).permute(2, 0, 1)
-    return rgb
+    """``[3, H, W]`` float32 sRGB in [0, 1] of an image file (read as ``tinct colorize`` reads it,
+    ``core.imageio.read_image``, at 8 bits), or None when the file holds gray pixels."""
+    decoded = read_image(path, max_megapixels=None)
+    if decoded.is_gray:
+        return None
+    return torch.from_numpy(decoded.rgb8().astype(np.float32) / 255.0).permute(2, 0, 1)
 
 
 def _read_list(path: Path) -> list[str]:

@@ -14,8 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .color import rgb_to_lab
-
-_UNIT_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+from .pixels import peak
 
 
 def hints_from_rgba(rgba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -35,7 +34,7 @@ def hints_from_rgba(rgba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mask = rgba[:, :, 3] > 0
     ab = np.zeros(rgba.shape[:2] + (2,), np.float32)
     if mask.any():
-        colours = rgba[mask][:, :3].astype(np.float32) / np.float32(_UNIT_SCALE.get(rgba.dtype, 1.0))
+        colours = rgba[mask][:, :3].astype(np.float32) / np.float32(peak(rgba.dtype))
         rgb = torch.from_numpy(np.clip(colours, 0.0, 1.0)).T.reshape(3, 1, -1)  # [3, 1, k]
         ab[mask] = rgb_to_lab(rgb)[1:].reshape(2, -1).T.numpy()
     return ab, mask

@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image, ImageCms, UnidentifiedImageError
 
 from .fs import FileWriteError, one_line, write_atomically
-from .inputcheck import check_pixels
+from .pixels import as_rgb8, check_pixels, to_uint8
 
 if TYPE_CHECKING:
     from .provenance import Record
@@ -93,6 +93,11 @@ class DecodedImage:
     @property
     def is_gray(self) -> bool:
         return self.pixels.shape[2] in (1, 2)
+
+    def rgb8(self) -> np.ndarray:
+        """The pixels as ``[H, W, 3]`` uint8 sRGB (gray repeated, alpha dropped, depth rounded to 8 bits),
+        as evaluation and training read files."""
+        return as_rgb8(self.pixels)
 
 
 def icc_color_space(profile: bytes | None) -> str | None:
@@ -279,7 +284,7 @@ def pil_to_pixels(im: Image.Image, icc: bytes | None = None) -> tuple[np.ndarray
 
 def float_gray_to_unit(values: np.ndarray) -> np.ndarray:
     """Map a floating-point image to ``[0, 1]``: kept when its largest finite value is <= 1, else
-    read as 0..255 when <= 255, else as 0..65535; then :func:`core.inputcheck.check_pixels`
+    read as 0..255 when <= 255, else as 0..65535; then :func:`core.pixels.check_pixels`
     (NaN -> 0, +inf -> 1, clipped). Returns float32."""
     values = values.astype(np.float32, copy=False)
     finite = values[np.isfinite(values)]
@@ -430,11 +435,6 @@ def write_image(
     else:
         writer = lambda handle: _save_pil8(handle, pixels, fmt, icc_profile, meta, dpi, jpeg_quality)  # noqa: E731
     write_atomically(path, writer, error=ImageWriteError)
-
-
-def to_uint8(pixels: np.ndarray) -> np.ndarray:
-    """Round 16-bit samples to 8 bits (``round(v / 257)``)."""
-    return ((pixels.astype(np.uint32) + 128) // 257).astype(np.uint8)
 
 
 def _save_pil8(handle, pixels, fmt, icc_profile, meta: OutputMetadata, dpi, jpeg_quality) -> None:

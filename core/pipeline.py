@@ -37,9 +37,9 @@ from .content import CONTENT_CHOICES, PROFILES, resolve_content
 from .decode import DECODE_METHODS, DEFAULT_TEMPERATURE, decode_logits
 from .device import inference_dtype, resolve_device
 from .hints import hints_at_resolution, hints_from_rgba
-from .inputcheck import check_pixels
 from .options import BATCH_SIZE, OPTIONS, RENDER_SIZE
 from .options import check as check_option
+from .pixels import PEAK, check_pixels, convert_depth, split_alpha
 from .reference import DEFAULT_STRENGTH
 from .upsample import RowUpsampler, apply_coefficients, enlarges, guided_coefficients
 
@@ -209,26 +209,14 @@ def _gray_lut(levels: int) -> np.ndarray:
     return gray_to_l(codes).view(levels).to(torch.float32).numpy()
 
 
-def split_alpha(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """``[H, W]`` / ``[H, W, 1..4]`` -> (colour ``[H, W, 1|3]``, alpha ``[H, W]`` or None)."""
-    if pixels.ndim == 2:
-        return pixels[:, :, None], None
-    if pixels.ndim != 3 or pixels.shape[2] not in (1, 2, 3, 4):
-        raise ValueError(f"pixels must be [H,W] or [H,W,1..4], got shape {pixels.shape}")
-    channels = pixels.shape[2]
-    if channels in (2, 4):
-        return pixels[:, :, : channels - 1], pixels[:, :, channels - 1]
-    return pixels, None
-
-
 def _unit_tensor(color: np.ndarray, device: torch.device) -> Tensor:
     """``[H, W, C]`` pixels -> float32 ``[1, C, H, W]`` in [0, 1] on ``device``."""
     if not color.flags.writeable:  # e.g. np.asarray(PIL image); torch wants writable memory
         color = color.copy()
     t = torch.from_numpy(np.ascontiguousarray(color)).to(device)
-    scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(color.dtype)
+    scale = PEAK.get(color.dtype, 1.0)
     t = t.permute(2, 0, 1).unsqueeze(0).to(torch.float32)
-    return t.div_(scale) if scale else t.clamp(0.0, 1.0)
+    return t.div_(scale) if scale != 1.0 else t.clamp(0.0, 1.0)
 
 
 def luminance_from_pixels(color: np.ndarray, device: torch.device | str = "cpu") -> Tensor:
@@ -271,18 +259,11 @@ def quantize_rgb(rgb: Tensor, dtype: np.dtype) -> np.ndarray:
     dtype = np.dtype(dtype)
     if dtype == np.float32:
         return rgb.permute(1, 2, 0).contiguous().cpu().numpy()
-    peak = 255.0 if dtype == np.uint8 else 65535.0
+    peak = PEAK[dtype]
     torch_dtype = torch.uint8 if dtype == np.uint8 else torch.int32
     scaled = rgb.mul(peak).add_(0.5).clamp_(0.0, peak).to(torch_dtype)  # truncation after +0.5 rounds
     out = scaled.permute(1, 2, 0).contiguous().cpu().numpy()
     return out if dtype == np.uint8 else out.astype(np.uint16)
-
-
-def join_alpha(rgb: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
-    """``[H, W, 3]`` + optional ``[H, W]`` alpha (same dtype) -> ``[H, W, 3|4]``."""
-    if alpha is None:
-        return rgb
-    return np.concatenate([rgb, alpha[:, :, None].astype(rgb.dtype, copy=False)], axis=2)
 
 
 def mask_tensor(mask: Any, size: tuple[int, int], device: torch.device) -> Tensor:
@@ -909,7 +890,7 @@ class Colorizer:
         (Pillow has no 16-bit RGB mode; use :meth:`colorize_array` or ``core.imageio`` for that).
         The ICC profile (when RGB) is kept in ``info``; with ``provenance`` (the default) the
         record's XMP packet is ``info["xmp"]`` (pass it on with ``save(..., xmp=out.info["xmp"])``)."""
-        from .imageio import pil_to_pixels, rgb_profile_or_none, to_uint8
+        from .imageio import pil_to_pixels, rgb_profile_or_none
 
         image.load()
         pixels, icc = pil_to_pixels(image, image.info.get("icc_profile"))
@@ -920,10 +901,7 @@ class Colorizer:
 
             out, confidence_map = out
             confidence_map = Image.fromarray(confidence_to_gray8(confidence_map), "L")
-        if out.dtype == np.uint16:
-            out = to_uint8(out)
-        elif out.dtype == np.float32:
-            out = (np.clip(out, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        out = convert_depth(out, np.uint8)
         result = Image.fromarray(out, "RGBA" if out.shape[2] == 4 else "RGB")
         profile = rgb_profile_or_none(icc)
         if profile:

@@ -30,6 +30,7 @@ from torch import Tensor
 
 from .bins import GRID_STEP, nearest_bin, smoothed_prior
 from .color import rgb_to_lab
+from .pixels import PEAK
 
 GRID_RADIUS = 11  # cells -110 .. 110 ab on each axis: the whole ab range reached by sRGB
 GRID_SIZE = 2 * GRID_RADIUS + 1
@@ -96,7 +97,7 @@ def histogram_from_pixels(pixels: np.ndarray) -> Tensor:
     transparent pixels (alpha 0) do not count. Gray ``[H, W]`` / ``[H, W, 1|2]`` input is refused."""
     if pixels.ndim != 3 or pixels.shape[2] not in (3, 4):
         raise ReferenceError("the reference image is gray: it has no colours to follow")
-    scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(pixels.dtype, 1.0)
+    scale = PEAK.get(pixels.dtype, 1.0)
     unit = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32) / np.float32(scale))
     rgb = unit[:, :, :3].permute(2, 0, 1)
     if pixels.shape[2] == 4:

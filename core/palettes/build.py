@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
 from ..fs import write_atomically
+from ..imageio import read_image
 from ..paths import data_dir
 from ..reference import PALETTE_DIR, REFERENCE_MAX_SIDE, ab_histogram, palette_to_json
 from ..color import rgb_to_lab
@@ -50,8 +51,7 @@ def training_scans(documents: Path, folders: tuple[str, ...]) -> list[Path]:
 
 def scan_histogram(path: Path) -> torch.Tensor:
     """``[23, 23]`` ab histogram of one scan reduced to ``REFERENCE_MAX_SIDE``."""
-    with Image.open(path) as im:
-        im = ImageOps.exif_transpose(im).convert("RGB")
+    with Image.fromarray(read_image(path, max_megapixels=None).rgb8(), "RGB") as im:
         im.thumbnail((REFERENCE_MAX_SIDE, REFERENCE_MAX_SIDE), Image.BOX)
         rgb = torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0).permute(2, 0, 1)
     return ab_histogram(rgb_to_lab(rgb)[1:])

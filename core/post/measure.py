@@ -86,7 +86,7 @@ class ValImage:
 
 def load_bsds_val(data_dir: Path, limit: int | None = None) -> list[ValImage]:
     """Load BSDS500 val images (sorted by name) with their ground-truth segmentations."""
-    from PIL import Image
+    from core.imageio import read_image
     from scipy.io import loadmat
     from skimage.color import rgb2lab
 
@@ -97,7 +97,7 @@ def load_bsds_val(data_dir: Path, limit: int | None = None) -> list[ValImage]:
         raise FileNotFoundError(f"no BSDS500 ground truth in {truth_dir}")
     images = []
     for mat in mats[:limit]:
-        rgb = np.asarray(Image.open(image_dir / f"{mat.stem}.jpg").convert("RGB"))
+        rgb = read_image(image_dir / f"{mat.stem}.jpg", max_megapixels=None).rgb8()
         lab = rgb2lab(rgb).astype(np.float32)
         truth = loadmat(mat)["groundTruth"][0]
         segs = tuple(np.asarray(truth[k]["Segmentation"][0, 0], dtype=np.int64) for k in range(truth.shape[0]))

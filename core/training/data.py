@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps
+from PIL import Image
 
 from ..color import rgb_to_lab
 from ..fs import write_atomically
+from ..imageio import read_image
 from ..paths import data_dir
 
 VAL_SPLIT_FILE = Path(__file__).with_name("val_split.txt")
@@ -163,12 +164,13 @@ def source_weights(
 
 
 def _decode(path: Path, short_side: int) -> torch.Tensor | None:
-    """``[3, H, W]`` uint8 sRGB with the shorter side at most ``short_side``; None for grayscale files."""
-    with Image.open(path) as im:
-        im = ImageOps.exif_transpose(im)
-        if im.mode not in ("RGB", "RGBA", "P", "CMYK"):
-            return None
-        im = im.convert("RGB")
+    """``[3, H, W]`` uint8 sRGB with the shorter side at most ``short_side``; None for grayscale files.
+
+    The file is decoded by ``core.imageio.read_image`` (as ``tinct colorize`` reads it), at 8 bits."""
+    decoded = read_image(path, max_megapixels=None)
+    if decoded.is_gray:
+        return None
+    with Image.fromarray(decoded.rgb8(), "RGB") as im:
         w, h = im.size
         if min(w, h) > short_side:
             s = short_side / min(w, h)

@@ -13,9 +13,8 @@ import torch
 from torch import Tensor
 
 from core.color import lab_to_rgb_keep_l, rgb_to_l
-from core.pipeline import join_alpha, luminance_from_pixels, split_alpha
-
-_PEAK = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+from core.pipeline import luminance_from_pixels
+from core.pixels import PEAK, gray_to_rgb, join_alpha, split_alpha
 
 
 def split_pixels(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -23,12 +22,10 @@ def split_pixels(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
 
     Gray is repeated on R, G, B; gray+alpha and RGBA give their alpha channel back unchanged.
     """
-    if pixels.dtype not in (np.uint8, np.uint16, np.float32):
+    if pixels.dtype not in PEAK:
         raise ValueError(f"frames must be uint8, uint16 or float32 (0..1), got {pixels.dtype}")
     color, alpha = split_alpha(pixels)
-    if color.shape[2] == 1:
-        color = np.repeat(color, 3, axis=2)
-    return np.ascontiguousarray(color), alpha
+    return np.ascontiguousarray(gray_to_rgb(color)), alpha
 
 
 join_pixels = join_alpha
@@ -41,7 +38,7 @@ def arrays_to_tensor(frames: Sequence[np.ndarray], device: torch.device | str = 
     scaled there.
     """
     stack = np.stack(frames)
-    peak = _PEAK.get(stack.dtype, 1.0)
+    peak = PEAK.get(stack.dtype, 1.0)
     if stack.dtype == np.uint16:
         stack = stack.astype(np.int32)  # torch has no uint16 arithmetic on every device
     t = torch.from_numpy(stack).to(device, non_blocking=True).permute(0, 3, 1, 2)
@@ -51,9 +48,9 @@ def arrays_to_tensor(frames: Sequence[np.ndarray], device: torch.device | str = 
 def tensor_to_arrays(rgb: Tensor, dtype: np.dtype | type) -> list[np.ndarray]:
     """``[N, 3, H, W]`` float in ``[0, 1]`` -> N arrays ``[H, W, 3]`` of ``dtype`` (uint8/uint16 rounded, float32 as is)."""
     dtype = np.dtype(dtype)
-    peak = _PEAK.get(dtype)
+    peak = PEAK.get(dtype, 1.0)
     x = rgb.permute(0, 2, 3, 1)
-    if peak is not None:
+    if peak != 1.0:
         x = x.mul(peak).round_().clamp_(0, peak)
         x = x.to(torch.uint8) if dtype == np.uint8 else x.to(torch.int32)
     arr = x.cpu().numpy()

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Protocol
 
 import av
-import cv2
 import numpy as np
 
 from core.fs import discard, move_into_place, temp_sibling
 from core.outputs import mark_folder, output_conflict, replace_folder, replace_folder_problem
-from core.imageio import OUTPUT_FORMATS, ImageWriteError, write_image
+from core.imageio import OUTPUT_FORMATS, DecodedImage, ImageReadError, ImageWriteError, read_image, write_image
+from core.pixels import convert_depth, gray_to_rgb, join_alpha, split_alpha
 
 if TYPE_CHECKING:
     from core.provenance import Record
@@ -44,7 +44,7 @@ class StreamInfo:
     ``time_base`` the video stream's time base (``None`` for folders); ``n_frames`` the
     container's frame count (``None`` when unknown; an estimate for progress only);
     ``rotation`` the display rotation in degrees counter-clockwise; ``high_bit_depth`` whether
-    frames come as ``uint16``.
+    frames come as ``uint16``; ``alpha`` whether (the first) frames have an alpha channel.
     """
 
     width: int
@@ -55,19 +55,27 @@ class StreamInfo:
     rotation: int
     high_bit_depth: bool
     audio_streams: int
+    alpha: bool = False
 
 
 @dataclass
 class SourceFrame:
     """One input frame. ``rgb`` is ``[H, W, 3]`` uint8/uint16, or ``None`` when the frame is damaged
     (``error`` then says why). ``pts`` is in the source's time base (``None`` for folders);
-    ``name`` is the file stem for frame folders."""
+    ``name`` is the file stem for frame folders.
+
+    Frame images also carry what a still keeps (``core.imageio.DecodedImage``): ``alpha`` ``[H, W]``
+    of ``rgb``'s dtype (None when opaque), the ICC profile, the still-true EXIF and the resolution."""
 
     index: int
     rgb: np.ndarray | None
     pts: int | None = None
     name: str | None = None
     error: str | None = None
+    alpha: np.ndarray | None = None
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+    dpi: tuple[float, float] | None = None
 
 
 class FrameReader(Protocol):
@@ -178,9 +186,10 @@ def _natural_key(p: Path) -> list:
 class FrameFolderReader:
     """Numbered images in a folder (scanned film), in natural order of their names.
 
-    8-bit images give ``uint8`` frames, 16-bit PNG/TIFF give ``uint16``; gray images are
-    expanded to RGB. An unreadable file, or one whose size differs from the first, is yielded
-    as a damaged frame.
+    Each file is read like a still (``core.imageio.read_image``: EXIF orientation applied; alpha,
+    ICC profile, EXIF and resolution kept on the :class:`SourceFrame`). 8-bit images give ``uint8``
+    frames, 16-bit and floating-point ones ``uint16``; gray images are expanded to RGB. An
+    unreadable file, or one whose size differs from the first, is yielded as a damaged frame.
     """
 
     def __init__(self, folder: str | Path, fps: Fraction | None = None):
@@ -191,47 +200,43 @@ class FrameFolderReader:
             raise VideoIOError(f"{self.folder} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
         first = None
         for p in self.paths:
-            first = _read_image(p)
+            first = _read_frame(p)
             if first is not None:
                 break
         if first is None:
             raise VideoIOError(f"no image in {self.folder} could be read")
-        self.info = StreamInfo(width=first.shape[1], height=first.shape[0], fps=fps, time_base=None,
-                               n_frames=len(self.paths), rotation=0, high_bit_depth=first.dtype == np.uint16,
-                               audio_streams=0)
+        height, width = first.pixels.shape[:2]
+        self.info = StreamInfo(width=width, height=height, fps=fps, time_base=None, n_frames=len(self.paths),
+                               rotation=0, high_bit_depth=first.pixels.dtype != np.uint8, audio_streams=0,
+                               alpha=first.has_alpha)
 
     def frames(self) -> Iterator[SourceFrame]:
+        depth = np.uint16 if self.info.high_bit_depth else np.uint8
         for i, p in enumerate(self.paths):
-            rgb = _read_image(p)
-            if rgb is None:
+            decoded = _read_frame(p)
+            if decoded is None:
                 yield SourceFrame(i, None, name=p.stem, error=f"unreadable image {p.name}")
-            elif rgb.shape[:2] != (self.info.height, self.info.width):
+                continue
+            height, width = decoded.pixels.shape[:2]
+            if (height, width) != (self.info.height, self.info.width):
                 yield SourceFrame(i, None, name=p.stem,
-                                  error=f"{p.name} is {rgb.shape[1]}x{rgb.shape[0]}, "
-                                        f"not {self.info.width}x{self.info.height}")
-            else:
-                if self.info.high_bit_depth and rgb.dtype == np.uint8:
-                    rgb = rgb.astype(np.uint16) * 257
-                elif not self.info.high_bit_depth and rgb.dtype == np.uint16:
-                    rgb = (rgb.astype(np.uint32) // 257).astype(np.uint8)
-                yield SourceFrame(i, rgb, name=p.stem)
+                                  error=f"{p.name} is {width}x{height}, not {self.info.width}x{self.info.height}")
+                continue
+            color, alpha = split_alpha(convert_depth(decoded.pixels, depth))
+            yield SourceFrame(i, np.ascontiguousarray(gray_to_rgb(color)), name=p.stem,
+                              alpha=None if alpha is None else np.ascontiguousarray(alpha),
+                              icc_profile=decoded.icc_profile, exif=decoded.exif, dpi=decoded.dpi)
 
     def close(self) -> None:
         pass
 
 
-def _read_image(path: Path) -> np.ndarray | None:
-    """RGB ``[H, W, 3]`` uint8/uint16, or ``None`` if the file is not a readable image."""
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None or img.dtype not in (np.uint8, np.uint16):
+def _read_frame(path: Path) -> DecodedImage | None:
+    """The frame image as a still is read, or ``None`` if the file is not a readable image."""
+    try:
+        return read_image(path, max_megapixels=None)
+    except ImageReadError:
         return None
-    if img.ndim == 2:
-        return np.repeat(img[..., None], 3, axis=2)
-    if img.shape[2] == 4:
-        img = img[..., :3]
-    elif img.shape[2] == 1:
-        return np.repeat(img, 3, axis=2)
-    return np.ascontiguousarray(img[..., ::-1])
 
 
 def open_reader(path: str | Path, fps: Fraction | None = None) -> FrameReader:
@@ -301,6 +306,8 @@ class VideoFileWriter:
                                f"use one of {', '.join(sorted(set(LOSSY_VIDEO_SUFFIXES + LOSSLESS_VIDEO_SUFFIXES)))}")
         _check_output(self.final, options.overwrite, is_dir=False)
         self.notes: list[str] = []
+        if info.alpha:
+            self.notes.append("a video file cannot hold alpha: the frames' alpha channel is not kept")
         # PyAV picks the container from the file name, so the temporary keeps the final suffix.
         self.temp = temp_sibling(self.final, suffix=self.final.suffix, error=VideoIOError)
         try:
@@ -433,8 +440,9 @@ class FrameFolderWriter:
     Written into a hidden temporary folder beside the target, renamed on :meth:`commit`, with
     ``core.outputs.FOLDER_MARKER`` listing the frames, so a later ``--overwrite`` knows the
     folder is Tinct's (a folder holding anything else is never replaced). Each frame is written
-    by ``core.imageio.write_image``, so every frame carries the provenance record. 16-bit sources
-    give 16-bit PNG/TIFF.
+    by ``core.imageio.write_image``, so every frame carries the provenance record and, like a still,
+    its source's alpha (not in JPEG), ICC profile, EXIF and resolution. 16-bit sources give 16-bit
+    PNG/TIFF.
     """
 
     def __init__(self, final: str | Path, info: StreamInfo, options: EncodeOptions):
@@ -451,13 +459,18 @@ class FrameFolderWriter:
         self.notes: list[str] = []
         if info.audio_streams:
             self.notes.append("a frame folder cannot hold audio: the audio stream is not kept")
+        self.keeps_alpha = OUTPUT_FORMATS[self.suffix.lower()] != "jpg"
+        if info.alpha and not self.keeps_alpha:
+            self.notes.append(f"{self.suffix} frames cannot hold alpha: the alpha channel is not kept")
         self._names: list[str] = []
 
     def write(self, rgb: np.ndarray, source: SourceFrame) -> None:
         name = source.name if source.name is not None else f"frame_{source.index + 1:06d}"
         path = self.temp / f"{name}{self.suffix}"
+        pixels = join_alpha(rgb, source.alpha) if self.keeps_alpha else rgb
         try:
-            write_image(path, rgb, provenance=self.provenance)
+            write_image(path, pixels, icc_profile=source.icc_profile, exif=source.exif, dpi=source.dpi,
+                        provenance=self.provenance)
         except ImageWriteError as e:
             raise VideoIOError(f"could not write frame {path.name}: {e}") from None
         self._names.append(path.name)

@@ -34,7 +34,7 @@ from typing import Iterator
 
 import numpy as np
 
-from core.inputcheck import check_pixels
+from core.pixels import check_pixels
 from core.options import OptionError, checked
 from core.worker.server import Reply, Shutdown
 from core.worker import wire

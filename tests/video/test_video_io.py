@@ -104,6 +104,45 @@ def test_frame_folder_in_and_out_keeps_names_and_16_bit(clip, tmp_path):
     assert first.dtype == np.uint16 and first.shape == (clip.spec.height, clip.spec.width, 3)
 
 
+def test_frame_folder_frames_keep_orientation_alpha_and_icc_like_stills(tmp_path):
+    """Frame images are read and written as stills are (core.imageio): EXIF orientation applied,
+    alpha carried through unchanged, the ICC profile and the description kept; JPEG drops only alpha."""
+    from PIL import Image, ImageCms
+
+    from core.imageio import read_image
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    src = tmp_path / "scan"
+    src.mkdir()
+    rng = np.random.default_rng(1)
+    alphas = []
+    for i in range(3):
+        gray = rng.integers(0, 256, (24, 40), dtype=np.uint8)  # stored 40 wide, shown 24 wide (orientation 6)
+        alpha = rng.integers(0, 256, (24, 40), dtype=np.uint8)
+        rgba = np.dstack([gray, gray, gray, alpha])
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        exif[0x010E] = f"reel 1 frame {i}"
+        Image.fromarray(rgba, "RGBA").save(src / f"f{i}.png", exif=exif.tobytes(), icc_profile=icc)
+        alphas.append(np.rot90(alpha, -1))  # orientation 6: rotate 90 degrees clockwise
+    out = tmp_path / "out"
+    report = colorize_video(src, out, FlickerColorizer(), QUIET)
+    assert report.frames_written == 3 and not report.notes
+    for i in range(3):
+        decoded = read_image(out / f"f{i}.png")
+        assert decoded.pixels.shape == (40, 24, 4)  # upright, with alpha
+        assert np.array_equal(decoded.pixels[:, :, 3], alphas[i])
+        assert decoded.icc_profile == icc
+        with Image.open(out / f"f{i}.png") as written:
+            assert f"reel 1 frame {i}" in written.info["Description"]
+        assert not np.array_equal(decoded.pixels[:, :, 0], decoded.pixels[:, :, 2])  # colorized
+    jpg = tmp_path / "jpg"
+    report = colorize_video(src, jpg, FlickerColorizer(), QUIET, EncodeOptions(frame_suffix=".jpg"))
+    assert any("alpha" in note for note in report.notes)
+    decoded = read_image(jpg / "f0.jpg")
+    assert decoded.pixels.shape == (40, 24, 3) and decoded.icc_profile == icc
+
+
 def test_frame_folder_to_mp4_uses_the_given_rate(clip, tmp_path):
     src = tmp_path / "scan"
     synth.write_frame_folder(src, clip.gray[:6])

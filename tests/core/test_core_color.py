@@ -103,12 +103,14 @@ def test_rgb_to_l_and_gray_to_l_agree_with_full_conversion():
 
 @pytest.mark.parametrize("shape", [(3, 5, 7), (2, 3, 5, 7), (2, 4, 3, 5, 7)])
 def test_any_leading_batch_shape_is_converted_per_image(shape):
-    rgb = torch.rand(shape)
+    rgb = torch.rand(shape, generator=torch.Generator().manual_seed(len(shape)))
     lab = color.rgb_to_lab(rgb)
     assert lab.shape == rgb.shape
     flat_rgb = rgb.reshape(-1, 3, 5, 7)
     per_image = torch.stack([color.rgb_to_lab(img) for img in flat_rgb]).reshape(shape)
-    assert torch.allclose(lab, per_image, atol=1e-5)
+    # Batched and per-image kernels round differently: b = 200 (fy - fz), so one float32 ulp of f
+    # (1.2e-7) is 2.4e-5 in b; a few ulps were seen.
+    assert torch.allclose(lab, per_image, rtol=0, atol=1e-4)
     assert color.rgb_to_l(rgb).shape == (*shape[:-3], 1, 5, 7)
 
 

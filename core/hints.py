@@ -8,6 +8,8 @@ falls in it, with the mean ab of the hint pixels inside (:func:`hints_at_resolut
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -38,6 +40,44 @@ def hints_from_rgba(rgba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rgb = torch.from_numpy(np.clip(colours, 0.0, 1.0)).T.reshape(3, 1, -1)  # [3, 1, k]
         ab[mask] = rgb_to_lab(rgb)[1:].reshape(2, -1).T.numpy()
     return ab, mask
+
+
+def hint_maps_from_images(hints: list[Any], sizes: list[tuple[int, int]]) -> tuple[list, list] | None:
+    """One optional RGBA hint image per photo -> (``hint_ab``, ``hint_mask``) lists for the pipeline.
+
+    Args:
+        hints: per photo an RGBA hint image, ``[H, W, 4]`` array (uint8 | uint16 | float32 0..1) or
+            PIL image (converted to RGBA), or None for no hints.
+        sizes: per photo its (H, W), which its hint image must match.
+    Returns:
+        ``hint_ab`` ``[H, W, 2]`` float32 and ``hint_mask`` ``[H, W]`` float32 in {0, 1} per photo (an
+        empty map, which means automatic colorization, for photos without hints), or None when no
+        photo has hints.
+    Raises:
+        ValueError: a hint image of another shape.
+    """
+    from PIL import Image
+
+    hint_ab: list[np.ndarray | None] = []
+    hint_mask: list[np.ndarray | None] = []
+    for h, size in zip(hints, sizes):
+        if h is None:
+            hint_ab.append(None)
+            hint_mask.append(None)
+            continue
+        if isinstance(h, Image.Image):
+            h = np.asarray(h.convert("RGBA"))
+        h = np.asarray(h)
+        if h.ndim != 3 or h.shape[2] != 4 or h.shape[:2] != tuple(size):
+            raise ValueError(f"the hint image must be RGBA {size[1]}x{size[0]} like the image, "
+                             f"got shape {list(h.shape)}")
+        ab, mask = hints_from_rgba(h)
+        hint_ab.append(ab)
+        hint_mask.append(mask.astype(np.float32))
+    if all(a is None for a in hint_ab):
+        return None
+    return ([a if a is not None else np.zeros(s + (2,), np.float32) for a, s in zip(hint_ab, sizes)],
+            [m if m is not None else np.zeros(s, np.float32) for m, s in zip(hint_mask, sizes)])
 
 
 def hint_count(mask: np.ndarray | Tensor) -> int:

@@ -1,29 +1,26 @@
-"""The colorization pipeline and Python API: ``Colorizer`` and ``colorize``.
+"""The colorization pipeline and Python API: ``Colorizer``, ``ColorizeOptions`` and ``colorize``.
 
-Stages (timed by ``tinct bench`` through :func:`record_stage_times`):
+Stages (timed by ``tinct bench`` through ``core.stages.record_stage_times``):
 
-1. ``lab``: L at full resolution from the pixels (:func:`luminance_from_pixels`; a colour input
-   counts as its L*; integer gray goes through a lookup table).
+1. ``lab``: L at full resolution from the pixels (``core.pixel_tensors.luminance_from_pixels``; a
+   colour input counts as its L*; integer gray goes through a lookup table).
    ``content``: photo or document (``core.content``): the decode profile of each image.
 2. ``network``: the network at a render size: the longer side scaled to ``render_size`` keeping the aspect
-   ratio, reflect-padded to the model's stride (:func:`render_geometry`, :func:`render_input`).
+   ratio, reflect-padded to the model's stride (``core.geometry``).
 3. ``decode``: decoding of the output into ab (``core.decode``; optional ``core.post`` steps).
 4. ``upsample``: edge-aware upsampling of ab guided by the full-resolution L (``core.upsample``).
 5. ``merge``: the ORIGINAL L with the ab into RGB, reducing chroma where a colour falls outside
-   sRGB so that L* stays exactly the input's (:func:`merge_to_pixels`, with ``core.color``'s
-   gamut-keeping conversions).
+   sRGB so that L* stays exactly the input's (``core.pixel_tensors.merge_to_pixels``, with
+   ``core.color``'s gamut-keeping conversions).
 
-``Colorizer.colorize_L`` is the one path every caller goes through (CLI, GIMP worker, video).
+``Colorizer.colorize_L`` is the one path every caller goes through (CLI, GIMP worker, video); this
+module only orchestrates the stages, whose maths lives in the modules named above.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import math
-import time
-from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -32,267 +29,93 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from .color import gray_to_l, lab_to_rgb8_keep_l, lab_to_rgb_keep_l, rgb_to_l, rgb_to_lab
 from .content import CONTENT_CHOICES, PROFILES, resolve_content
 from .decode import DECODE_METHODS, DEFAULT_TEMPERATURE, decode_logits
 from .device import inference_dtype, resolve_device
-from .hints import hints_at_resolution, hints_from_rgba
-from .options import BATCH_SIZE, OPTIONS, RENDER_SIZE
+from .geometry import (DEFAULT_RENDER_SIZE, MAX_RENDER_SIZE, MIN_RENDER_SIZE, RenderGeometry, band_rows,
+                       hints_for_render, render_from_pixels, render_geometry, render_input, render_size_problem)
+from .hints import hint_maps_from_images
+from .options import BATCH_SIZE, POST_STRENGTH
 from .options import check as check_option
-from .pixels import PEAK, check_pixels, convert_depth, split_alpha
+from .pixel_tensors import (ab_from_pixels, hint_tensor, luminance_from_pixels, mask_tensor, merge_to_pixels,
+                            quantize_rgb)
+from .pixels import check_pixels, convert_depth, join_alpha, split_alpha
 from .reference import DEFAULT_STRENGTH
+from .stages import record_stage_times, stage
 from .upsample import RowUpsampler, apply_coefficients, enlarges, guided_coefficients
 
-# Chosen by measuring eccv16's network time against render size (2 CPU cores, 4:3 photo):
-# 192 -> 0.18 s, 256 -> 0.31 s, 320 -> 0.47 s, 384 -> 0.68 s, 512 -> 1.28 s. The cost grows with
-# the square of the size while 256 is the scale the reference models were trained and run at;
-# at 256 the network is about a third of the 12 MP end-to-end time.
-DEFAULT_RENDER_SIZE = RENDER_SIZE
-# The network's memory grows with the square of the render size (16384 tried to allocate 6.4 GB);
-# the bounds are the render_size option's (core.options), which the CLI, the worker and the API share.
-MIN_RENDER_SIZE = int(OPTIONS["render_size"].minimum)
-MAX_RENDER_SIZE = int(OPTIONS["render_size"].maximum)
 DEFAULT_BATCH_SIZE = BATCH_SIZE
-# Full-resolution stages (L, guided upsampling, merge) run over bands of about this many pixels,
-# so their float32 temporaries stay bounded whatever the image size (measured, 24 MP 8-bit gray:
-# 80 MB beyond the 69 MB output array, against 340 MB unbanded).
-_FULL_RES_BAND_PIXELS = 1 << 21
+# Names this module has always offered; they live in the modules named in the docstring.
+__all__ = ["Colorizer", "ColorizeOptions", "colorize", "get_colorizer", "record_stage_times", "RenderGeometry",
+           "render_geometry", "render_input", "render_from_pixels", "render_size_problem", "band_rows",
+           "DEFAULT_RENDER_SIZE", "MIN_RENDER_SIZE", "MAX_RENDER_SIZE", "DEFAULT_BATCH_SIZE", "DEFAULT_TEMPERATURE",
+           "luminance_from_pixels", "merge_to_pixels", "quantize_rgb", "mask_tensor", "split_alpha", "join_alpha"]
 
 
-# --------------------------------------------------------------------------------- stage timing
-
-_stage_times: dict[str, list[float]] | None = None
-
-
-@contextlib.contextmanager
-def record_stage_times() -> Any:
-    """Within this block, the pipeline records seconds per stage (``lab``, ``network``,
-    ``decode``, ``upsample``, ``merge``) into the yielded dict of lists (used by ``tinct bench``)."""
-    global _stage_times
-    previous, _stage_times = _stage_times, {}
-    try:
-        yield _stage_times
-    finally:
-        _stage_times = previous
-
-
-@contextlib.contextmanager
-def _stage(name: str, device: torch.device) -> Any:
-    if _stage_times is None:
-        yield
-        return
-    _synchronize(device)
-    start = time.perf_counter()
-    yield
-    _synchronize(device)
-    _stage_times.setdefault(name, []).append(time.perf_counter() - start)
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
-
-
-# --------------------------------------------------------------------------------- geometry
+# --------------------------------------------------------------------------------- options
 
 
 @dataclass(frozen=True)
-class RenderGeometry:
-    """Where an image goes through the network.
+class ColorizeOptions:
+    """How a :class:`Colorizer` colorizes; defaults and bounds are ``core.options``' (checked when made).
 
     Attributes:
-        height, width: the image resized for the network (multiples of ``out_stride``).
-        padded_height, padded_width: after reflect padding to multiples of ``stride``.
-        out_height, out_width: the network-output cells that cover the image (padding cropped).
+        temperature: annealed-mean temperature T, in ``core.options``' range (used by ``decode="annealed"``).
+        decode: ``"annealed"``, ``"mode"`` or ``"mean"`` (``core.decode``).
+        render_size: the network's input size along the longer side, ``MIN_RENDER_SIZE..MAX_RENDER_SIZE``.
+        post: ``core.post`` step names (``"crf"``, ``"segments"``, ``"tv"``); empty = none.
+        post_strength: in [0, 1], how strongly the post steps act.
+        batch_size: images per network call.
+        content: ``"photo"``, ``"document"`` or ``"auto"`` (the decode profile, ``core.content``).
+        mask_colorize: outside the mask keep the input's own colour.
+        reference_strength: exponent of the reference re-weighting, >= 0 (``core.reference``).
+        confidence: also compute the confidence map (classification models only).
+    Raises:
+        ValueError: an unknown decode method or content kind, ``post`` given as one string, a render
+            size out of bounds; ``core.options.OptionError`` (a ``ValueError``) for values out of range.
     """
 
-    height: int
-    width: int
-    padded_height: int
-    padded_width: int
-    out_height: int
-    out_width: int
+    temperature: float = DEFAULT_TEMPERATURE
+    decode: str = "annealed"
+    render_size: int = DEFAULT_RENDER_SIZE
+    post: tuple[str, ...] = field(default=())
+    post_strength: float = POST_STRENGTH
+    batch_size: int = BATCH_SIZE
+    content: str = "auto"
+    mask_colorize: bool = False
+    reference_strength: float = DEFAULT_STRENGTH
+    confidence: bool = False
 
+    def __post_init__(self) -> None:
+        if self.decode not in DECODE_METHODS:
+            raise ValueError(f"unknown decode method {self.decode!r}; choose one of {', '.join(DECODE_METHODS)}")
+        if self.decode == "annealed":
+            check_option("temperature", self.temperature)
+        if isinstance(self.post, str):
+            raise ValueError(f"post must be a sequence of step names, not the string {self.post!r}")
+        object.__setattr__(self, "post", tuple(self.post or ()))
+        check_option("post_strength", self.post_strength)
+        check_option("batch_size", self.batch_size)
+        if self.content not in CONTENT_CHOICES:
+            raise ValueError(f"unknown content {self.content!r}; choose one of {', '.join(CONTENT_CHOICES)}")
+        render_size = DEFAULT_RENDER_SIZE if self.render_size is None else int(self.render_size)
+        problem = render_size_problem(render_size)
+        if problem:
+            raise ValueError(problem)
+        object.__setattr__(self, "render_size", render_size)
+        object.__setattr__(self, "mask_colorize", bool(self.mask_colorize))
+        object.__setattr__(self, "confidence", bool(self.confidence))
 
-def render_size_problem(render_size: int) -> str | None:
-    """Why ``render_size`` is refused (outside ``MIN_RENDER_SIZE..MAX_RENDER_SIZE``), or None."""
-    if not MIN_RENDER_SIZE <= render_size <= MAX_RENDER_SIZE:
-        return f"render size must be in {MIN_RENDER_SIZE}..{MAX_RENDER_SIZE}, got {render_size}"
-    return None
-
-
-def render_geometry(height: int, width: int, render_size: int, stride: int, out_stride: int) -> RenderGeometry:
-    """Render size for an ``height`` x ``width`` image: the longer side becomes ``render_size``
-    (rounded to a multiple of ``out_stride``), the shorter one keeps the aspect ratio."""
-    if height < 1 or width < 1:
-        raise ValueError(f"image size must be positive, got {width}x{height}")
-    problem = render_size_problem(render_size)
-    if problem:
-        raise ValueError(problem)
-    if render_size < stride or render_size < out_stride:
-        raise ValueError(f"render size must be at least the model's stride {max(stride, out_stride)}, got {render_size}")
-
-    def snap(value: float) -> int:
-        return max(out_stride, int(round(value / out_stride)) * out_stride)
-
-    scale = render_size / max(height, width)
-    rh, rw = snap(height * scale), snap(width * scale)
-    ph, pw = math.ceil(rh / stride) * stride, math.ceil(rw / stride) * stride
-    return RenderGeometry(rh, rw, ph, pw, rh // out_stride, rw // out_stride)
-
-
-def _pad(x: Tensor, bottom: int, right: int) -> Tensor:
-    if bottom == 0 and right == 0:
-        return x
-    mode = "reflect" if bottom < x.shape[-2] and right < x.shape[-1] else "replicate"
-    return F.pad(x, (0, right, 0, bottom), mode=mode)
-
-
-def band_rows(width: int) -> int:
-    """Rows per band of the full-resolution stages for an image ``width`` pixels wide."""
-    return max(1, _FULL_RES_BAND_PIXELS // max(1, width))
-
-
-def _shrinks_to(size: tuple[int, int], geometry: RenderGeometry) -> bool:
-    return size[0] >= geometry.height and size[1] >= geometry.width
-
-
-def _pool_columns(L: Tensor, width: int) -> Tensor:
-    """Area average along the width only: ``[N, 1, h, W]`` -> ``[N, 1, h, width]`` (rows independent)."""
-    return F.adaptive_avg_pool2d(L, (L.shape[-2], width))
-
-
-def _render_from_columns(columns: Tensor, geometry: RenderGeometry) -> Tensor:
-    resized = F.adaptive_avg_pool2d(columns, (geometry.height, geometry.width))
-    return _pad(resized, geometry.padded_height - geometry.height, geometry.padded_width - geometry.width)
-
-
-def render_input(L: Tensor, geometry: RenderGeometry) -> Tensor:
-    """Full-resolution L ``[N, 1, H, W]`` -> the network's input ``[N, 1, padded_h, padded_w]``
-    (area-averaged when shrinking, bilinear when enlarging, then reflect-padded).
-
-    Shrinking averages the columns first, then the rows, so that the same render can be built
-    from bands of rows (:func:`render_from_pixels`)."""
-    if _shrinks_to(tuple(L.shape[-2:]), geometry):
-        return _render_from_columns(_pool_columns(L, geometry.width), geometry)
-    resized = F.interpolate(L, size=(geometry.height, geometry.width), mode="bilinear", align_corners=False)
-    return _pad(resized, geometry.padded_height - geometry.height, geometry.padded_width - geometry.width)
-
-
-def render_from_pixels(color: np.ndarray, geometry: RenderGeometry, device: torch.device) -> Tensor:
-    """:func:`render_input` of the pixels' L*, computed a band of rows at a time (the full-resolution
-    L never exists at once). ``color``: ``[H, W, 1|3]`` as :func:`luminance_from_pixels` takes."""
-    height, width = color.shape[:2]
-    if not _shrinks_to((height, width), geometry):
-        return render_input(luminance_from_pixels(color, device), geometry)
-    rows = band_rows(width)
-    columns = [_pool_columns(luminance_from_pixels(color[top:top + rows], device), geometry.width)
-               for top in range(0, height, rows)]
-    return _render_from_columns(torch.cat(columns, dim=2), geometry)
-
-
-def _hints_for_render(hint_ab: Tensor, hint_mask: Tensor, geometry: RenderGeometry) -> tuple[Tensor, Tensor]:
-    """Full-resolution hints -> render size (``core.hints.hints_at_resolution``); padding carries no hints."""
-    ab, mask = hints_at_resolution(hint_ab, hint_mask, (geometry.height, geometry.width))
-    pad = (0, geometry.padded_width - geometry.width, 0, geometry.padded_height - geometry.height)
-    return F.pad(ab, pad), F.pad(mask, pad)
-
-
-# --------------------------------------------------------------------------------- colour stages
-
-
-@functools.lru_cache(maxsize=2)
-def _gray_lut(levels: int) -> np.ndarray:
-    codes = torch.arange(levels, dtype=torch.float64).div_(levels - 1).view(1, 1, levels)
-    return gray_to_l(codes).view(levels).to(torch.float32).numpy()
-
-
-def _unit_tensor(color: np.ndarray, device: torch.device) -> Tensor:
-    """``[H, W, C]`` pixels -> float32 ``[1, C, H, W]`` in [0, 1] on ``device``."""
-    if not color.flags.writeable:  # e.g. np.asarray(PIL image); torch wants writable memory
-        color = color.copy()
-    t = torch.from_numpy(np.ascontiguousarray(color)).to(device)
-    scale = PEAK.get(color.dtype, 1.0)
-    t = t.permute(2, 0, 1).unsqueeze(0).to(torch.float32)
-    return t.div_(scale) if scale != 1.0 else t.clamp(0.0, 1.0)
-
-
-def luminance_from_pixels(color: np.ndarray, device: torch.device | str = "cpu") -> Tensor:
-    """L* of gray or RGB pixels.
-
-    Args:
-        color: ``[H, W, 1]`` gray or ``[H, W, 3]`` sRGB, uint8 | uint16 | float32 in [0, 1].
-        device: where the result lives.
-    Returns:
-        ``[1, 1, H, W]`` float32 L* in [0, 100]. Integer gray goes through a lookup table.
-    """
-    device = torch.device(device)
-    if color.shape[2] == 1 and color.dtype in (np.uint8, np.uint16):
-        lut = _gray_lut(256 if color.dtype == np.uint8 else 65536)
-        return torch.from_numpy(lut[color[:, :, 0]]).to(device)[None, None]
-    unit = _unit_tensor(color, device)
-    return gray_to_l(unit) if color.shape[2] == 1 else rgb_to_l(unit)
-
-
-def merge_to_pixels(L: Tensor, ab: Tensor, dtype: np.dtype) -> np.ndarray:
-    """The ORIGINAL L and the predicted ab -> ``[H, W, 3]`` sRGB pixels of ``dtype``, L* kept
-    (``core.color.lab_to_rgb8_keep_l`` for 8-bit output, ``lab_to_rgb_keep_l`` otherwise).
-
-    Args:
-        L: ``[1, 1, H, W]`` float32 L* in [0, 100].
-        ab: ``[1, 2, H, W]`` float32 ab units.
-        dtype: ``uint8``, ``uint16`` or ``float32``.
-    Returns:
-        ``[H, W, 3]`` numpy array; its L* is the input's up to the output's rounding.
-    """
-    dtype = np.dtype(dtype)
-    ab = ab.to(device=L.device, dtype=torch.float32)
-    if dtype == np.uint8:
-        return lab_to_rgb8_keep_l(L, ab)[0].cpu().numpy()
-    return quantize_rgb(lab_to_rgb_keep_l(L, ab)[0], dtype)
-
-
-def quantize_rgb(rgb: Tensor, dtype: np.dtype) -> np.ndarray:
-    """``[3, H, W]`` float sRGB in [0, 1] -> ``[H, W, 3]`` numpy of ``dtype`` (uint8, uint16 rounded; float32 as is)."""
-    dtype = np.dtype(dtype)
-    if dtype == np.float32:
-        return rgb.permute(1, 2, 0).contiguous().cpu().numpy()
-    peak = PEAK[dtype]
-    torch_dtype = torch.uint8 if dtype == np.uint8 else torch.int32
-    scaled = rgb.mul(peak).add_(0.5).clamp_(0.0, peak).to(torch_dtype)  # truncation after +0.5 rounds
-    out = scaled.permute(1, 2, 0).contiguous().cpu().numpy()
-    return out if dtype == np.uint8 else out.astype(np.uint16)
-
-
-def mask_tensor(mask: Any, size: tuple[int, int], device: torch.device) -> Tensor:
-    """A user mask -> ``[1, 1, H, W]`` float32 in [0, 1].
-
-    Args:
-        mask: float array ``[H, W]`` in [0, 1], bool array, a PIL image (mode "L", 0..255; other
-            modes are converted to "L"), or a tensor ``[H, W]`` / ``[N|1, 1, H, W]``.
-        size: the image's (H, W), which the mask must match.
-    """
-    if isinstance(mask, Image.Image):
-        mask = np.asarray(mask.convert("L"), dtype=np.float32) / 255.0
-    if isinstance(mask, np.ndarray):
-        if mask.dtype == np.bool_:
-            mask = mask.astype(np.float32)
-        elif mask.dtype == np.uint8:
-            mask = mask.astype(np.float32) / 255.0
-        mask = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))
-    if not isinstance(mask, Tensor):
-        raise ValueError(f"mask must be an array, tensor or PIL image, got {type(mask).__name__}")
-    mask = mask.to(device=device, dtype=torch.float32)
-    if mask.dim() == 2:
-        mask = mask[None, None]
-    if mask.dim() != 4 or mask.shape[1] != 1 or tuple(mask.shape[-2:]) != tuple(size):
-        raise ValueError(f"mask must be {size[0]}x{size[1]} like the image, got shape {list(mask.shape)}")
-    lo, hi = float(mask.min()), float(mask.max())
-    if lo < 0.0 or hi > 1.0 or math.isnan(lo) or math.isnan(hi):
-        raise ValueError(f"mask values must lie in [0, 1], got [{lo:g}, {hi:g}]")
-    return mask
+    @classmethod
+    def from_opts(cls, opts: Mapping[str, Any]) -> "ColorizeOptions":
+        """The options among keyword arguments (``colorize(**opts)``); other keys are ignored here,
+        a ``None`` ``render_size`` or ``post`` means the default."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in opts.items() if k in known}
+        for key in ("render_size", "post"):
+            if values.get(key, 0) is None:
+                del values[key]
+        return cls(**values)
 
 
 # --------------------------------------------------------------------------------- the Colorizer
@@ -325,7 +148,7 @@ class _Item:
         """L* of rows ``top:bottom``, ``[n, 1, rows, W]``."""
         if self.L is not None:
             return self.L[:, :, top:bottom]
-        with _stage("lab", device):
+        with stage("lab", device):
             return luminance_from_pixels(self.color[top:bottom], device)
 
     def own_ab_rows(self, top: int, bottom: int, device: torch.device) -> Tensor:
@@ -333,7 +156,7 @@ class _Item:
         if self.source_ab is not None:
             return self.source_ab[:, :, top:bottom]
         if self.color is not None and self.color.shape[2] == 3:
-            return rgb_to_lab(_unit_tensor(self.color[top:bottom], device))[:, 1:]
+            return ab_from_pixels(self.color[top:bottom], device)
         return torch.zeros(self.n, 2, bottom - top, self.size[1], device=device)
 
 
@@ -488,12 +311,12 @@ class Colorizer:
             ``[N, 2, H, W]`` float32 ab on L's device (a list of ``[1, 2, Hi, Wi]`` for list input);
             with ``confidence``, the pair (ab, confidence ``[N, 1, H, W]`` float32 in [0, 1], 1 = confident).
         """
-        self._check_options(temperature, decode, post, post_strength, batch_size)
+        options = ColorizeOptions(temperature=temperature, decode=decode, render_size=render_size, post=post,
+                                  post_strength=post_strength, batch_size=batch_size, content=content,
+                                  mask_colorize=mask_colorize, reference_strength=reference_strength,
+                                  confidence=confidence)
         if confidence:
             self._require_distribution("has no confidence map")
-        if content not in CONTENT_CHOICES:
-            raise ValueError(f"unknown content {content!r}; choose one of {', '.join(CONTENT_CHOICES)}")
-        render_size = DEFAULT_RENDER_SIZE if render_size is None else int(render_size)
         as_list = not isinstance(L, Tensor)
         Ls = list(L) if as_list else [L]
         if not Ls:
@@ -504,17 +327,16 @@ class Colorizer:
                 raise ValueError(f"L must be [N,1,H,W] float L* in [0,100], got {shape}")
         out_devices = [x.device for x in Ls]
         with torch.no_grad():
-            items = self._make_items(Ls, render_size, mask, mask_colorize, source_ab, hint_ab, hint_mask, as_list)
+            items = self._make_items(Ls, options, mask, source_ab, hint_ab, hint_mask, as_list)
             for item in items:
                 item.content = content
-            self._set_references(items, reference, reference_strength, as_list)
+            self._set_references(items, reference, options.reference_strength, as_list)
             results = [torch.empty(item.n, 2, *item.size, device=self.device) for item in items]
 
             def keep(index: int, top: int, bottom: int, L_rows: Tensor, ab_rows: Tensor) -> None:
                 results[index][:, :, top:bottom] = ab_rows
 
-            self._full_resolution(items, temperature, decode, post, post_strength, batch_size, mask_colorize, keep,
-                                  confidence)
+            self._full_resolution(items, options, keep)
         results = [ab.to(device) for ab, device in zip(results, out_devices)]
         if confidence:
             maps = [item.confidence.to(device) for item, device in zip(items, out_devices)]
@@ -541,16 +363,15 @@ class Colorizer:
                 probs = histogram_on_bins(resolve_reference(ref), self.bin_centers)
                 item.reference_bias = reference_logit_bias(probs, strength, self.logit_fold)
 
-    def _full_resolution(self, items: list[_Item], temperature, decode, post, post_strength, batch_size,
-                         mask_colorize: bool, emit: Callable[[int, int, int, Tensor, Tensor], None],
-                         confidence: bool = False) -> None:
+    def _full_resolution(self, items: list[_Item], options: ColorizeOptions,
+                         emit: Callable[[int, int, int, Tensor, Tensor], None]) -> None:
         """Network and decoding at low resolution, then upsampled ab for every band of rows of every
         item, handed to ``emit(index, top, bottom, L_rows, ab_rows)`` (the caller keeps or merges it).
         With ``confidence``, each item's ``confidence`` is filled too (upsampled like ab)."""
-        ab_low, guide_low, conf_low = self._predict_low(items, temperature, decode, post, post_strength, batch_size,
-                                                        confidence)
+        confidence = options.confidence
+        ab_low, guide_low, conf_low = self._predict_low(items, options)
         for index, (item, (plain, processed), guide) in enumerate(zip(items, ab_low, guide_low)):
-            with _stage("upsample", self.device):
+            with stage("upsample", self.device):
                 models = [self._guided_model(ab, guide, item.size) for ab in (plain, processed) if ab is not None]
                 conf_model = self._guided_model(conf_low[index], guide, item.size) if confidence else None
             if confidence:
@@ -561,8 +382,9 @@ class Colorizer:
             for top in range(0, height, rows):
                 bottom = min(height, top + rows)
                 L_rows = item.L_rows(top, bottom, self.device)
-                with _stage("upsample", self.device):
-                    ab_rows = self._ab_rows(item, models, L_rows, top, bottom, processed is not None, mask_colorize)
+                with stage("upsample", self.device):
+                    ab_rows = self._ab_rows(item, models, L_rows, top, bottom, processed is not None,
+                                            options.mask_colorize)
                     if conf_model is not None:
                         item.confidence[:, :, top:bottom] = apply_coefficients(*conf_model, L_rows, top).clamp_(0.0, 1.0)
                 emit(index, top, bottom, L_rows, ab_rows)
@@ -592,17 +414,11 @@ class Colorizer:
             ab = torch.lerp(item.own_ab_rows(top, bottom, self.device), ab, mask_rows)
         return ab
 
-    def _check_options(self, temperature, decode, post, post_strength, batch_size) -> None:
-        if decode not in DECODE_METHODS:
-            raise ValueError(f"unknown decode method {decode!r}; choose one of {', '.join(DECODE_METHODS)}")
-        if decode == "annealed":
-            check_option("temperature", temperature)
-        if isinstance(post, str):
-            raise ValueError(f"post must be a sequence of step names, not the string {post!r}")
-        check_option("post_strength", post_strength)
-        check_option("batch_size", batch_size)
+    def _make_items(self, Ls: list, options: ColorizeOptions, mask: Any, source_ab: Any, hint_ab: Any, hint_mask: Any,
+                    as_list: bool) -> list[_Item]:
+        """One :class:`_Item` per image: its render geometry and its per-image inputs on the device."""
+        render_size = options.render_size
 
-    def _make_items(self, Ls, render_size, mask, mask_colorize, source_ab, hint_ab, hint_mask, as_list) -> list[_Item]:
         def per_image(value, name):
             if value is None:
                 return [None] * len(Ls)
@@ -628,7 +444,7 @@ class Colorizer:
                              size=(height, width), color=source)
             if m is not None:
                 item.mask = mask_tensor(m, (height, width), self.device)
-            if mask_colorize and item.mask is None:
+            if options.mask_colorize and item.mask is None:
                 raise ValueError("mask_colorize needs a mask")
             if src is not None:
                 item.source_ab = self._full_res(src, n, 2, (height, width), "source_ab")
@@ -647,19 +463,19 @@ class Colorizer:
             raise ValueError(f"{name} must be [{n},{channels},{size[0]},{size[1]}], got {shape}")
         return value.to(device=self.device, dtype=torch.float32).expand(n, -1, -1, -1)
 
-    def _predict_low(self, items, temperature, decode, post, post_strength, batch_size, confidence=False):
+    def _predict_low(self, items: list[_Item], options: ColorizeOptions) -> tuple[list, list, list | None]:
         """Network + decode at output resolution, batching renders of equal padded size.
 
         Returns per item: (ab without post, ab with post or None) ``[n, 2, oh, ow]``, the
         guide L ``[n, 1, oh, ow]`` the network saw, pooled to the output grid, and (with
         ``confidence``, else None) the confidence ``[n, 1, oh, ow]`` of the (re-weighted) distribution.
         """
-        with _stage("network", self.device):
-            renders, raw_out = self._run_renders(items, batch_size)
-        with _stage("content", self.device):
+        with stage("network", self.device):
+            renders, raw_out = self._run_renders(items, options.batch_size)
+        with stage("content", self.device):
             self._choose_content(items, renders)
         ab_low, guide_low, conf_low = [], [], []
-        with _stage("decode", self.device):
+        with stage("decode", self.device):
             for item, render, out in zip(items, renders, raw_out):
                 if item.reference_bias is not None:
                     from .reference import reweight_logits
@@ -667,22 +483,23 @@ class Colorizer:
                     out = reweight_logits(out, item.reference_bias)
                 g = item.geometry
                 profile = PROFILES[item.content]
-                t = temperature * profile.temperature_scale
+                t = options.temperature * profile.temperature_scale
                 guide = F.avg_pool2d(render[:, :, : g.height, : g.width], self.out_stride)
-                plain = self.decode_output(out, temperature=t, decode=decode)
-                if confidence:
+                plain = self.decode_output(out, temperature=t, decode=options.decode)
+                if options.confidence:
                     from .confidence import confidence_from_logits
 
                     conf_low.append(confidence_from_logits(out, plain, self.bin_centers, self.logit_fold))
                 processed = None
-                if post:
-                    processed = self.post_process(out, guide, post, temperature=t, decode=decode, strength=post_strength)
+                if options.post:
+                    processed = self.post_process(out, guide, options.post, temperature=t, decode=options.decode,
+                                                  strength=options.post_strength)
                 if profile.chroma_scale != 1.0:
                     plain = plain * profile.chroma_scale
                     processed = None if processed is None else processed * profile.chroma_scale
                 ab_low.append((plain, processed))
                 guide_low.append(guide)
-        return ab_low, guide_low, (conf_low if confidence else None)
+        return ab_low, guide_low, (conf_low if options.confidence else None)
 
     def _choose_content(self, items: list[_Item], renders: list[Tensor]) -> None:
         """Resolve each item's ``content``; ``auto`` is decided on the render (L* at render size, its
@@ -696,7 +513,7 @@ class Colorizer:
         """Render inputs and raw network outputs (cropped to the image's cells) per item."""
         renders = [item.render if item.render is not None else render_input(item.L, item.geometry) for item in items]
         hints = [
-            _hints_for_render(item.hint_ab, item.hint_mask, item.geometry) if item.hint_ab is not None else None
+            hints_for_render(item.hint_ab, item.hint_mask, item.geometry) if item.hint_ab is not None else None
             for item in items
         ]
         groups: dict[tuple[int, int], list[int]] = {}
@@ -771,12 +588,14 @@ class Colorizer:
 
     # ----------------------------------------------------------------- arrays and images
 
-    def colorize_array(self, pixels: np.ndarray, **opts: Any) -> np.ndarray:
+    def colorize_array(self, pixels: np.ndarray, options: ColorizeOptions | None = None, **opts: Any) -> np.ndarray:
         """Colorize pixels.
 
         Args:
             pixels: ``[H, W]`` or ``[H, W, 1..4]`` (gray, gray+alpha, RGB, RGBA), uint8 | uint16 |
                 float32 in [0, 1]; a colour input is treated as its L*.
+            options: the settings as one :class:`ColorizeOptions`; then ``opts`` hold only the
+                per-image inputs (``mask``, ``hints``, ``hint_ab``, ``hint_mask``, ``reference``).
             **opts: as :meth:`colorize_L`; ``mask`` is ``[H, W]``; ``hint_ab`` ``[H, W, 2]`` and
                 ``hint_mask`` ``[H, W]`` arrays are accepted too, and ``hints``: an RGBA hint image
                 ``[H, W, 4]`` (or PIL image) whose pixels with alpha > 0 are colour hints
@@ -790,9 +609,10 @@ class Colorizer:
         for key in _PER_IMAGE_OPTIONS:
             if opts.get(key) is not None:
                 opts[key] = [opts[key]]
-        return self.colorize_arrays([pixels], **opts)[0]
+        return self.colorize_arrays([pixels], options, **opts)[0]
 
-    def colorize_arrays(self, images: Sequence[np.ndarray], **opts: Any) -> list[np.ndarray]:
+    def colorize_arrays(self, images: Sequence[np.ndarray], options: ColorizeOptions | None = None,
+                        **opts: Any) -> list[np.ndarray]:
         """:meth:`colorize_array` for several images in one go (same-size renders share a batch).
 
         The per-image options ``mask``, ``hints``, ``hint_ab`` and ``hint_mask`` are lists, one
@@ -804,33 +624,32 @@ class Colorizer:
         if opts.get("hints") is not None:
             self._hints_to_options(opts, [p.shape[:2] for p in images])
         opts.pop("hints", None)
-        confidence = bool(opts.get("confidence", False))
-        if confidence:
-            self._require_distribution("has no confidence map")
-        self._check_options(opts.get("temperature", DEFAULT_TEMPERATURE), opts.get("decode", "annealed"),
-                            opts.get("post", ()), opts.get("post_strength", 1.0),
-                            opts.get("batch_size", DEFAULT_BATCH_SIZE))
+        if options is None:
+            if opts.get("confidence", False):
+                self._require_distribution("has no confidence map")
+            options = ColorizeOptions.from_opts(opts)
+        else:
+            given_twice = sorted(set(opts) & _OPTION_FIELDS)
+            if given_twice:
+                raise TypeError(f"{', '.join(given_twice)}: give settings either in options or as keywords, not both")
+            if options.confidence:
+                self._require_distribution("has no confidence map")
         unknown = set(opts) - _ARRAY_OPTIONS
         if unknown:
             raise TypeError(f"unknown option(s) {', '.join(sorted(unknown))}")
-        content = opts.get("content", "auto")
-        if content not in CONTENT_CHOICES:
-            raise ValueError(f"unknown content {content!r}; choose one of {', '.join(CONTENT_CHOICES)}")
-        render_size = opts.get("render_size")
-        render_size = DEFAULT_RENDER_SIZE if render_size is None else int(render_size)
-        mask_colorize = bool(opts.get("mask_colorize", False))
+        mask_colorize, confidence = options.mask_colorize, options.confidence
         hints = {}
         if opts.get("hint_ab") is not None or opts.get("hint_mask") is not None:
             for key, channels in (("hint_ab", 2), ("hint_mask", 1)):
-                hints[key] = [_hw_to_tensor(h, channels) for h in (opts.get(key) or [None] * len(parts))]
+                hints[key] = [hint_tensor(h, channels) for h in (opts.get(key) or [None] * len(parts))]
         with torch.no_grad():
-            items = self._make_items([color for color, _ in parts], render_size, opts.get("mask"), mask_colorize,
-                                     None, hints.get("hint_ab"), hints.get("hint_mask"), True)
-            self._set_references(items, opts.get("reference"), opts.get("reference_strength", DEFAULT_STRENGTH), True)
-            with _stage("lab", self.device):
+            items = self._make_items([color for color, _ in parts], options, opts.get("mask"), None,
+                                     hints.get("hint_ab"), hints.get("hint_mask"), True)
+            self._set_references(items, opts.get("reference"), options.reference_strength, True)
+            with stage("lab", self.device):
                 for item in items:
                     item.render = render_from_pixels(item.color, item.geometry, self.device)
-                    item.content = content
+                    item.content = options.content
             outputs = []
             for (color, alpha), item in zip(parts, items):
                 out = np.empty((*item.size, 3 if alpha is None else 4), dtype=color.dtype)
@@ -839,7 +658,7 @@ class Colorizer:
                 outputs.append(out)
 
             def merge(index: int, top: int, bottom: int, L_rows: Tensor, ab_rows: Tensor) -> None:
-                with _stage("merge", self.device):
+                with stage("merge", self.device):
                     rgb = outputs[index][top:bottom, :, :3]
                     rgb[...] = merge_to_pixels(L_rows, ab_rows, rgb.dtype)
                     item, color = items[index], parts[index][0]
@@ -847,9 +666,7 @@ class Colorizer:
                         untouched = (item.mask[0, 0, top:bottom] == 0).cpu().numpy()
                         rgb[untouched] = color[top:bottom][untouched]
 
-            self._full_resolution(items, opts.get("temperature", DEFAULT_TEMPERATURE), opts.get("decode", "annealed"),
-                                  opts.get("post") or (), opts.get("post_strength", 1.0),
-                                  opts.get("batch_size", DEFAULT_BATCH_SIZE), mask_colorize, merge, confidence)
+            self._full_resolution(items, options, merge)
         if confidence:
             return [(out, item.confidence[0, 0].cpu().numpy()) for out, item in zip(outputs, items)]
         return outputs
@@ -864,26 +681,9 @@ class Colorizer:
         if any(h is not None for h in hints) and not self.accepts_hints:
             raise ValueError(f"model {self.name!r} does not take colour hints; choose a model that does "
                              f"(such as siggraph17)")
-        hint_ab, hint_mask = [], []
-        for h, size in zip(hints, sizes):
-            if h is None:
-                hint_ab.append(None)
-                hint_mask.append(None)
-                continue
-            if isinstance(h, Image.Image):
-                h = np.asarray(h.convert("RGBA"))
-            h = np.asarray(h)
-            if h.ndim != 3 or h.shape[2] != 4 or h.shape[:2] != tuple(size):
-                raise ValueError(f"the hint image must be RGBA {size[1]}x{size[0]} like the image, "
-                                 f"got shape {list(h.shape)}")
-            ab, mask = hints_from_rgba(h)
-            hint_ab.append(ab)
-            hint_mask.append(mask.astype(np.float32))
-        if all(a is None for a in hint_ab):
-            return
-        # Images without hints get an empty hint map, which means automatic colorization.
-        opts["hint_ab"] = [a if a is not None else np.zeros(s + (2,), np.float32) for a, s in zip(hint_ab, sizes)]
-        opts["hint_mask"] = [m if m is not None else np.zeros(s, np.float32) for m, s in zip(hint_mask, sizes)]
+        maps = hint_maps_from_images(hints, sizes)
+        if maps is not None:
+            opts["hint_ab"], opts["hint_mask"] = maps
 
     def colorize_image(self, image: Image.Image, *, provenance: bool = True, **opts: Any) -> Image.Image:
         """Colorize a PIL image; returns RGB (or RGBA when it has alpha), 8 bits per channel
@@ -913,23 +713,11 @@ class Colorizer:
         return (result, confidence_map) if confidence_map is not None else result
 
 
-def _hw_to_tensor(value: Any, channels: int) -> Tensor | None:
-    """``[H, W]`` / ``[H, W, C]`` array (or an already ``[N, C, H, W]`` tensor) -> ``[1, C, H, W]`` float32."""
-    if value is None or isinstance(value, Tensor):
-        return value
-    array = np.asarray(value, dtype=np.float32)
-    if array.ndim == 2:
-        array = array[:, :, None]
-    if array.ndim != 3 or array.shape[2] != channels:
-        raise ValueError(f"expected an [H,W{',' + str(channels) if channels > 1 else ''}] hint array, got {array.shape}")
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))[None]
-
-
 # --------------------------------------------------------------------------------- module-level API
 
 _PER_IMAGE_OPTIONS = ("mask", "hints", "hint_ab", "hint_mask")
-_ARRAY_OPTIONS = {"temperature", "decode", "render_size", "post", "post_strength", "mask", "mask_colorize",
-                  "hint_ab", "hint_mask", "batch_size", "content", "reference", "reference_strength", "confidence"}
+_OPTION_FIELDS = frozenset(f.name for f in fields(ColorizeOptions))
+_ARRAY_OPTIONS = _OPTION_FIELDS | {"mask", "hint_ab", "hint_mask", "reference"}  # after ``hints`` became hint_ab/mask
 _COLORIZERS: dict[tuple[str, str, Any], Colorizer] = {}
 
 

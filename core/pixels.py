@@ -2,7 +2,8 @@
 
 Pixels are ``[H, W]`` or ``[H, W, C]`` numpy arrays, ``C`` = 1 (gray), 2 (gray + alpha), 3 (RGB)
 or 4 (RGBA), dtype ``uint8`` (0..255), ``uint16`` (0..65535) or ``float32`` (0..1). Pure numpy, no
-torch: the image reader and the worker import it without the engine.
+torch: the image reader and the worker import it without the engine (``core.pixel_tensors`` turns
+pixels into tensors and back).
 """
 
 from __future__ import annotations

@@ -15,12 +15,16 @@ MEASURING = ("core.bench", "core.evaluate", "core.metrics", "core.post.measure",
 # measuring command, so they are not listed).
 RUNTIME = ("core/__init__.py", "core/color.py", "core/bins.py", "core/decode.py", "core/upsample.py", "core/device.py",
            "core/loading.py", "core/pipeline.py", "core/imageio.py", "core/paths.py", "core/models", "core/worker",
-           "core/content.py",
+           "core/content.py", "core/fs.py", "core/pixels.py", "core/pixel_tensors.py", "core/geometry.py",
+           "core/stages.py", "core/hints.py",
            "core/post/__init__.py", "core/post/crf.py", "core/post/segments.py", "core/post/tv.py",
            "core/post/mask.py", "core/post/steps.py", "core/video/io.py", "core/video/pipeline.py",
            "core/video/temporal.py", "core/video/flow.py", "core/video/frames.py")
 PURE = ("core/color.py", "core/bins.py", "core/decode.py", "core/upsample.py", "core/post/crf.py",
-        "core/post/segments.py", "core/post/tv.py", "core/post/mask.py", "core/post/steps.py")
+        "core/post/segments.py", "core/post/tv.py", "core/post/mask.py", "core/post/steps.py", "core/pixels.py",
+        "core/geometry.py", "core/stages.py")
+# Read without the engine (the image reader, the worker's request parsing): numpy and Pillow, never torch.
+NO_TORCH = ("core/fs.py", "core/pixels.py", "core/imageio.py")
 
 
 def _files(entries: tuple[str, ...]) -> list[Path]:
@@ -64,6 +68,24 @@ def test_layers_pure_maths_imports_no_io_cli_or_gimp():
     offending = {str(f.relative_to(ROOT)): sorted(n for n in imported_modules(f) if _within(n, edge))
                  for f in _files(PURE)}
     assert {f: n for f, n in offending.items() if n} == {}
+
+
+def test_layers_files_and_pixels_load_without_torch():
+    offending = {str(f.relative_to(ROOT)): sorted(n for n in imported_modules(f) if _within(n, ("torch",)))
+                 for f in _files(NO_TORCH)}
+    assert {f: n for f, n in offending.items() if n} == {}
+    top_level = {name.split(".")[0] for name in imported_modules(ROOT / "core" / "fs.py")}
+    assert top_level <= set(sys.stdlib_module_names) | {"__future__"}  # the atomic writer: standard library only
+
+
+def test_layers_pipeline_orchestrates_and_the_stages_live_in_their_modules():
+    """The Colorizer calls the geometry, pixel, timing and colour modules; none of them calls back."""
+    stage_modules = ("core/geometry.py", "core/pixels.py", "core/pixel_tensors.py", "core/stages.py", "core/color.py")
+    offending = {m: sorted(n for n in imported_modules(ROOT / m) if _within(n, ("core.pipeline",)))
+                 for m in stage_modules}
+    assert {f: n for f, n in offending.items() if n} == {}
+    pipeline = imported_modules(ROOT / "core" / "pipeline.py")
+    assert {"core.geometry", "core.pixels", "core.pixel_tensors", "core.stages"} <= pipeline
 
 
 def test_layers_plugin_uses_the_standard_library_and_gimp_only():

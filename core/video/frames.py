@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from core.color import lab_to_rgb_keep_l, rgb_to_l
-from core.pipeline import luminance_from_pixels
+from core.pixel_tensors import luminance_from_pixels
 from core.pixels import PEAK, gray_to_rgb, join_alpha, split_alpha
 
 

@@ -10,12 +10,9 @@ from PIL import Image, ImageCms
 from engine_stand_ins import gradient_gray
 from core.color import lab_to_rgb_keep_l, rgb_to_l
 from core.device import DeviceError, inference_dtype, resolve_device
-from core.pipeline import (
-    Colorizer,
-    colorize,
-    luminance_from_pixels,
-    render_geometry,
-)
+from core.geometry import render_geometry
+from core.pipeline import Colorizer, colorize
+from core.pixel_tensors import luminance_from_pixels
 
 
 def _l_of(pixels: np.ndarray) -> torch.Tensor:
@@ -207,3 +204,46 @@ def test_engine_banded_8bit_merge_matches_exact_conversion(monkeypatch):
     exact = pipeline.quantize_rgb(lab_to_rgb_keep_l(L, ab)[0], np.uint8)
     assert fast.shape == (37, 23, 3)
     assert np.abs(fast.astype(int) - exact).max() <= 1
+
+
+def test_engine_colorize_options_take_their_defaults_and_bounds_from_core_options():
+    import dataclasses
+
+    from core.options import OPTIONS, OptionError
+    from core.pipeline import ColorizeOptions
+
+    defaults = ColorizeOptions()
+    for name in ("temperature", "decode", "render_size", "post_strength", "batch_size"):
+        assert getattr(defaults, name) == OPTIONS[name].default, name
+    assert defaults.post == () and defaults.content == "auto"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        defaults.temperature = 0.5  # type: ignore[misc]
+    with pytest.raises(OptionError, match="temperature"):
+        ColorizeOptions(temperature=OPTIONS["temperature"].maximum + 1)
+    with pytest.raises(OptionError, match="post_strength"):
+        ColorizeOptions(post_strength=2.0)
+    with pytest.raises(ValueError, match="render size"):
+        ColorizeOptions(render_size=int(OPTIONS["render_size"].maximum) + 8)
+    with pytest.raises(ValueError, match="sequence of step names"):
+        ColorizeOptions(post="tv")
+    assert ColorizeOptions(decode="mode", temperature=0).decode == "mode"  # T matters only when annealing
+    built = ColorizeOptions.from_opts({"temperature": 0.2, "post": ["tv"], "render_size": None, "mask": object()})
+    assert (built.temperature, built.post, built.render_size) == (0.2, ("tv",), OPTIONS["render_size"].default)
+
+
+def test_engine_colorize_options_object_equals_the_same_settings_as_keywords():
+    from engine_stand_ins import TinyLogitsModel
+
+    from core.pipeline import ColorizeOptions
+
+    colorizer = Colorizer(TinyLogitsModel(), "cpu")
+    gray = gradient_gray(37, 53)
+    mask = np.zeros((37, 53), np.float32)
+    mask[:, 20:] = 1.0
+    keywords = colorizer.colorize_array(gray, temperature=0.2, post=("tv",), post_strength=0.5, mask=mask)
+    typed = colorizer.colorize_array(gray, ColorizeOptions(temperature=0.2, post=("tv",), post_strength=0.5),
+                                     mask=mask)
+    assert np.array_equal(typed, keywords)
+    assert not np.array_equal(typed, colorizer.colorize_array(gray, ColorizeOptions(temperature=1.0), mask=mask))
+    with pytest.raises(TypeError, match="temperature"):
+        colorizer.colorize_array(gray, ColorizeOptions(), temperature=0.2)

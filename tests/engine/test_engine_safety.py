@@ -206,7 +206,10 @@ def test_a_decompression_bomb_is_refused_in_one_line_naming_the_option(tmp_path,
 
 @pytest.mark.parametrize("kind", ["gray8", "rgba16", "float", "post_mask_colorize"])
 def test_banded_full_resolution_stages_equal_one_band(monkeypatch, kind):
+    import core.geometry as geometry
     import core.pipeline as pipeline
+    from core.pixel_tensors import luminance_from_pixels
+    from core.pixels import split_alpha
 
     rng = np.random.default_rng(7)
     opts: dict = {}
@@ -223,16 +226,16 @@ def test_banded_full_resolution_stages_equal_one_band(monkeypatch, kind):
         opts = {"post": ("tv",), "mask": mask, "mask_colorize": True}
     colorizer = pipeline.Colorizer(TinyLogitsModel(), "cpu")
     whole = colorizer.colorize_array(pixels, **opts)
-    monkeypatch.setattr(pipeline, "_FULL_RES_BAND_PIXELS", 83 * 7)  # bands of 7 rows, the last one partial
+    monkeypatch.setattr(geometry, "_FULL_RES_BAND_PIXELS", 83 * 7)  # bands of 7 rows, the last one partial
     banded = colorizer.colorize_array(pixels, **opts)
     if banded.dtype == np.float32:  # vectorised kernels round the tail of a row band differently: 1 ulp
         np.testing.assert_allclose(banded, whole, rtol=0, atol=3e-7)
     else:
         np.testing.assert_array_equal(banded, whole)
-    L = pipeline.luminance_from_pixels(pipeline.split_alpha(pixels)[0])
-    monkeypatch.setattr(pipeline, "_FULL_RES_BAND_PIXELS", 1 << 30)
+    L = luminance_from_pixels(split_alpha(pixels)[0])
+    monkeypatch.setattr(geometry, "_FULL_RES_BAND_PIXELS", 1 << 30)
     ab_whole = colorizer.colorize_L(L)
-    monkeypatch.setattr(pipeline, "_FULL_RES_BAND_PIXELS", 83 * 5)
+    monkeypatch.setattr(geometry, "_FULL_RES_BAND_PIXELS", 83 * 5)
     assert torch.equal(colorizer.colorize_L(L), ab_whole)
 
 

@@ -481,6 +481,8 @@ class Colorizer:
                     from .reference import reweight_logits
 
                     out = reweight_logits(out, item.reference_bias)
+                if item.hint_ab is not None and self.model.output == "logits":
+                    out = out + self.logit_fold * self._hint_bias(item, render)
                 g = item.geometry
                 profile = PROFILES[item.content]
                 t = options.temperature * profile.temperature_scale
@@ -534,6 +536,17 @@ class Colorizer:
                     raw_out[i] = output[offset : offset + count, :, : geometry.out_height, : geometry.out_width]
                     offset += count
         return renders, raw_out
+
+    def _hint_bias(self, item: _Item, render: Tensor) -> Tensor:
+        """``core.hint_spread.hint_log_bias`` for one item's hints on its output grid ``[n, Q, oh, ow]``."""
+        from .hint_spread import hint_log_bias, hints_on_grid
+
+        g = item.geometry
+        ab, mask = _hints_for_render(item.hint_ab, item.hint_mask, g)
+        ab, hinted = hints_on_grid(ab[:, :, : g.height, : g.width].to(self.device),
+                                   mask[:, :, : g.height, : g.width].to(self.device), self.out_stride)
+        guide = F.avg_pool2d(render[:, :, : g.height, : g.width].float(), self.out_stride)
+        return hint_log_bias(guide, ab, hinted, self.bin_centers)
 
     def _batch_hints(self, hints: list, renders: list[Tensor]) -> tuple[Tensor, Tensor] | None:
         if not self.accepts_hints or all(h is None for h in hints):

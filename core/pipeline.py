@@ -542,7 +542,7 @@ class Colorizer:
         from .hint_spread import hint_log_bias, hints_on_grid
 
         g = item.geometry
-        ab, mask = _hints_for_render(item.hint_ab, item.hint_mask, g)
+        ab, mask = hints_for_render(item.hint_ab, item.hint_mask, g)
         ab, hinted = hints_on_grid(ab[:, :, : g.height, : g.width].to(self.device),
                                    mask[:, :, : g.height, : g.width].to(self.device), self.out_stride)
         guide = F.avg_pool2d(render[:, :, : g.height, : g.width].float(), self.out_stride)

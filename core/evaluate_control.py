@@ -38,18 +38,6 @@ L_HISTOGRAM_BINS = 32
 GRAY_CHROMA = 5.0  # as core.evaluate: images whose |ab| never exceeds this are skipped
 
 
-def make_colorizer(spec: str, device: str, seed: int = 0):
-    """A ``Colorizer`` for a model name, or for ``random:<arch>`` (seeded random weights, smoke checks)."""
-    from .pipeline import Colorizer
-
-    if spec.startswith("random:"):
-        from .models import create_model
-
-        torch.manual_seed(seed)
-        return Colorizer(create_model(spec.split(":", 1)[1]).eval(), device)
-    return Colorizer(spec, device)
-
-
 def l_histogram(L: torch.Tensor) -> torch.Tensor:
     """Normalised histogram of L* ``[1, 1, H, W]`` in ``L_HISTOGRAM_BINS`` bins over [0, 100]."""
     hist = torch.histc(L.float().flatten(), bins=L_HISTOGRAM_BINS, min=0.0, max=100.0)
@@ -108,7 +96,9 @@ def evaluate_control(files: list[Path], model: str, *, patches=DEFAULT_PATCHES, 
     """Run the three measurements on ``files`` with ``model``; returns the JSON-ready report."""
     from tqdm import tqdm
 
-    colorizer = make_colorizer(model, device, seed)
+    from .pipeline import Colorizer
+
+    colorizer = Colorizer(model, device)
     classification = colorizer.model.output == "logits"
     takes_hints = colorizer.accepts_hints
     opts = {"render_size": render_size}
@@ -256,7 +246,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__.split("\n\n")[1] if __doc__ else None,
     )
     p.add_argument("inputs", nargs="*", help="image files or folders (default: the validation split of 'tinct eval')")
-    p.add_argument("--model", default="default", help="model name, or random:<arch> for a seeded random network")
+    p.add_argument("--model", default="default", help="model name (default: default)")
     p.add_argument("--patches", default=",".join(map(str, DEFAULT_PATCHES)), help="hint patch counts (default 0,1,10)")
     p.add_argument("--patch-size", type=int, default=PATCH_SIZE)
     p.add_argument("--seed", type=int, default=0)

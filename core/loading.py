@@ -14,7 +14,7 @@ from weights_fetch.digest import sha256_of
 
 from .models import create_model, list_architectures
 
-_CACHE: dict[tuple[str, str, str], nn.Module] = {}
+_CACHE: dict[tuple[str, str, int, int, str, str], nn.Module] = {}
 _LOCK = threading.Lock()
 
 
@@ -87,17 +87,20 @@ def load_model(
     and ``fetch`` is False.
     """
     canonical = canonical_name(name)
-    key = (canonical, str(torch.device(device)), str(dtype))
     with _LOCK:
+        path = Path(weights_fetch.resolve(canonical, fetch=fetch, mirror=mirror))
+        # Keyed by the file itself: a name that now resolves elsewhere (another TINCT_HOME or catalog)
+        # or a file replaced since (a new fetch, a new export) is loaded afresh.
+        stat = path.stat()
+        key = (canonical, str(path.resolve()), stat.st_size, stat.st_mtime_ns, str(torch.device(device)), str(dtype))
         if key in _CACHE:
             return _CACHE[key]
-        path = weights_fetch.resolve(canonical, fetch=fetch, mirror=mirror)
         tensors, metadata = weights_fetch.load_state_dict(path)
         model = build_from_state(tensors, metadata, canonical).float()
         if dtype is not None:
             model = model.to(dtype)
         model = model.to(device).eval()
-        model.weights_path = Path(path)  # the provenance record names the file's SHA-256
+        model.weights_path = path  # the provenance record names the file's SHA-256
         for p in model.parameters():
             p.requires_grad_(False)
         _CACHE[key] = model

@@ -160,12 +160,6 @@ class _Item:
         return torch.zeros(self.n, 2, bottom - top, self.size[1], device=device)
 
 
-def _load_named_model(name: str, device: torch.device, dtype: torch.dtype, fetch: bool, mirror: str | None) -> nn.Module:
-    from .loading import load_model
-
-    return load_model(name, device=str(device), dtype=dtype, fetch=fetch, mirror=mirror)
-
-
 class Colorizer:
     """A model on a device, ready to colorize; reuse it for many images.
 
@@ -190,7 +184,9 @@ class Colorizer:
         self.dtype = inference_dtype(self.device, half)
         if isinstance(model, str):
             self.name = model
-            self.model = _load_named_model(model, self.device, self.dtype, fetch, mirror)
+            from .loading import load_model
+
+            self.model = load_model(model, device=str(self.device), dtype=self.dtype, fetch=fetch, mirror=mirror)
         elif isinstance(model, nn.Module):
             self.name = type(model).__name__
             self.model = model.eval().to(device=self.device, dtype=self.dtype)

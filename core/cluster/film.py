@@ -301,8 +301,6 @@ def video_on_cluster(args: Any, options: VideoOptions, encode: EncodeOptions) ->
     """``tinct video`` with ``--scheduler``: the command's arguments -> :func:`colorize_film`."""
     from core.runs import parse_resources
 
-    if args.arch:
-        raise ClusterError("--arch (random weights) cannot be shared by cluster workers; use --model")
     try:
         resources = parse_resources(args.resources)
     except ValueError as error:

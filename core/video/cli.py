@@ -82,7 +82,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _model_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     add_option(g, "model")
-    g.add_argument("--arch", help="use this architecture with random weights instead of --model (benchmarks, tests)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps (default auto)")
     g.add_argument("--half", action=argparse.BooleanOptionalAction, default=None,
                    help="float16 network (default: on CUDA only)")
@@ -113,12 +112,7 @@ def _colorizer(args: argparse.Namespace) -> Any:
 
     from core.pipeline import Colorizer
 
-    if args.arch:
-        from core.models import create_model
-
-        colorizer = Colorizer(create_model(args.arch), args.device, args.half)
-    else:
-        colorizer = Colorizer(args.model, args.device, args.half)
+    colorizer = Colorizer(args.model, args.device, args.half)
     threads = getattr(args, "threads", None)
     if threads is None and colorizer.device.type == "cpu":
         # The decode/flow and encode threads need a core; torch spreading over all of them

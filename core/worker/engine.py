@@ -20,9 +20,8 @@ Operations (request ``"op"``):
   and array ``pixels``; the first also carries ``provenance`` when asked for.
 - ``shutdown``: stops the worker.
 
-A model name ``random:<arch>`` builds that architecture with seeded random weights (for tests
-and benchmarks before trained weights exist). Models stay loaded between requests; the last
-``keep_models`` used are kept.
+A model name is any name ``core.loading.load_model`` knows (the catalog, packaged or extra). Models
+stay loaded between requests; the last ``keep_models`` used are kept.
 """
 
 from __future__ import annotations
@@ -127,15 +126,7 @@ class EngineHandler:
             return self._colorizers[model]
         from core.pipeline import Colorizer
 
-        if model.startswith("random:"):
-            import torch
-
-            from core.models import create_model
-
-            torch.manual_seed(0)
-            colorizer = Colorizer(create_model(model.split(":", 1)[1]).eval(), self.device)
-        else:
-            colorizer = Colorizer(model, self.device)
+        colorizer = Colorizer(model, self.device)
         self._colorizers[model] = colorizer
         while len(self._colorizers) > self.keep_models:
             self._colorizers.popitem(last=False)

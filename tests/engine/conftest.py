@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine_stand_ins import TinyAbModel, TinyLogitsModel, gradient_gray
+from engine_stand_ins import BUILT, TinyAbModel, TinyLogitsModel, gradient_gray
+from model_support import install_models
 
 
 @pytest.fixture
@@ -23,23 +24,26 @@ def ab_colorizer():
 
 
 @pytest.fixture
-def tiny_models(monkeypatch):
-    """Make model names resolve to stand-ins: "tiny" -> TinyLogitsModel; "missing" -> WeightsMissing."""
+def install_named(tmp_path_factory, monkeypatch):
+    """``install({name: (arch, config)}, missing=())``: named models in this test's own cache and catalog
+    (``model_support.install_models``; outside ``tmp_path``, which tests list), loaded by every command
+    through the real loader."""
     import core.pipeline as pipeline
 
-    def load(name, device, dtype, fetch, mirror):
-        if name == "missing":
-            from weights_fetch import WeightsMissing
+    def install(models, missing=()):
+        for key, value in install_models(tmp_path_factory.mktemp("tinct-home"), models, missing).items():
+            monkeypatch.setenv(key, value)
+        pipeline._COLORIZERS.clear()  # the process-wide colorizers of earlier tests' names
+        BUILT.clear()
 
-            raise WeightsMissing("weights for 'missing' are not installed; run: tinct weights fetch missing")
-        if name in ("tiny", "default"):
-            return TinyLogitsModel().to(device=device, dtype=dtype).eval()
-        raise KeyError(name)
+    yield install
+    pipeline._COLORIZERS.clear()
 
-    monkeypatch.setattr(pipeline, "_load_named_model", load)
-    pipeline._COLORIZERS.clear()
-    yield load
-    pipeline._COLORIZERS.clear()
+
+@pytest.fixture
+def tiny_models(install_named):
+    """Model names for the commands: "tiny" -> TinyLogitsModel; "missing" has no weights (WeightsMissing)."""
+    install_named({"tiny": ("test-tiny-logits", {})}, missing=("missing",))
 
 
 @pytest.fixture

@@ -278,15 +278,9 @@ def test_control_confidence_map_at_full_resolution_from_the_api():
 
 
 @pytest.fixture
-def control_models(monkeypatch):
+def control_models(install_named):
     """Names for the CLI: "tiny" (classification, no hints), "tinyab" (regression, takes hints)."""
-    import core.pipeline as pipeline
-
-    def load(name, device, dtype, fetch, mirror):
-        model = {"tiny": TinyLogitsModel, "default": TinyLogitsModel, "tinyab": TinyAbModel}[name]()
-        return model.to(device=device, dtype=dtype).eval()
-
-    monkeypatch.setattr(pipeline, "_load_named_model", load)
+    install_named({"tiny": ("test-tiny-logits", {}), "tinyab": ("test-tiny-ab", {})})
 
 
 def _run(args, capsys):
@@ -396,9 +390,9 @@ def _colour_photos(folder, count=3):
     return folder
 
 
-def test_control_eval_hints_reports_all_three_measures_deterministically(tmp_path, capsys):
+def test_control_eval_hints_reports_all_three_measures_deterministically(tmp_path, capsys, control_models):
     photos = _colour_photos(tmp_path / "photos")
-    args = ["eval-hints", photos, "--model", "random:eccv16", "--render-size", "64"]
+    args = ["eval-hints", photos, "--model", "tiny", "--render-size", "64"]
     code, out, err = _run([*args, "--json", tmp_path / "a.json", "--figure", tmp_path / "fig.png"], capsys)
     assert code == 0, err
     report = json.loads((tmp_path / "a.json").read_text())
@@ -410,7 +404,7 @@ def test_control_eval_hints_reports_all_three_measures_deterministically(tmp_pat
     again = json.loads((tmp_path / "b.json").read_text())
     assert again["reference"] == report["reference"] and again["confidence"] == report["confidence"]
 
-    code, out, err = _run(["eval-hints", photos, "--model", "random:siggraph17", "--render-size", "32",
+    code, out, err = _run(["eval-hints", photos, "--model", "tinyab", "--render-size", "32",
                            "--json", tmp_path / "h.json", "--figure", tmp_path / "h.png"], capsys)
     assert code == 0, err
     hints = json.loads((tmp_path / "h.json").read_text())

@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from engine_stand_ins import TinyLogitsModel, gradient_gray
+from engine_stand_ins import BUILT, FAILURES, TinyLogitsModel, gradient_gray
 from core import cli
 from core.imageio import read_image
 
@@ -31,49 +31,24 @@ def _errors(err: str) -> list[str]:
     return [line for line in err.splitlines() if "error:" in line]
 
 
-class FailsOnBright(TinyLogitsModel):
-    """Raises ``error`` for any render holding a nearly white image (a file "too large for the memory")."""
-
-    def __init__(self, error: BaseException):
-        super().__init__()
-        self.error = error
-
-    def forward(self, L, hint_ab=None, hint_mask=None):
-        if bool((L.flatten(1).mean(dim=1) > 90).any()):
-            raise self.error
-        return super().forward(L)
-
-
 @pytest.fixture
-def loads(monkeypatch):
-    """Model names resolve to stand-ins; records every load (to tell whether the model was loaded)."""
-    import core.pipeline as pipeline
-
-    calls: list[str] = []
-    models = {"tiny": TinyLogitsModel}
-
-    def load(name, device, dtype, fetch, mirror):
-        calls.append(name)
-        return models[name]().to(device=device, dtype=dtype).eval()
-
-    monkeypatch.setattr(pipeline, "_load_named_model", load)
-    pipeline._COLORIZERS.clear()
-    yield calls, models
-    pipeline._COLORIZERS.clear()
+def loads(install_named):
+    """Names "tiny" and "fragile-<error>" for the commands; yields the list of models built (loaded)."""
+    install_named({"tiny": ("test-tiny-logits", {}),
+                   **{f"fragile-{error}": ("test-fails-on-bright", {"error": error}) for error in FAILURES}})
+    yield BUILT
 
 
 # ----------------------------------------------------------------------------- item 6: per-file failures
 
 
-@pytest.mark.parametrize("error", [MemoryError(), RuntimeError("CUDA out of memory. Tried to allocate 6.40 GiB")])
+@pytest.mark.parametrize("error", sorted(FAILURES))
 def test_an_engine_failure_on_one_file_is_one_line_and_the_run_goes_on(tmp_path, capsys, loads, error):
-    calls, models = loads
-    models["fragile"] = lambda: FailsOnBright(error)
     for name in ("a", "c", "e"):
         Image.fromarray(gradient_gray()).save(tmp_path / f"{name}.png")
     Image.fromarray(np.full((48, 64), 255, np.uint8)).save(tmp_path / "b_white.png")
     (tmp_path / "d_truncated.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
-    code, out, err = _run(["colorize", str(tmp_path), "--model", "fragile", "--device", "cpu",
+    code, out, err = _run(["colorize", str(tmp_path), "--model", f"fragile-{error}", "--device", "cpu",
                            "--batch-size", "4"], capsys)
     assert code == 1
     errors = _errors(err)
@@ -91,7 +66,7 @@ def test_an_engine_failure_on_one_file_is_one_line_and_the_run_goes_on(tmp_path,
 def test_render_size_has_an_upper_bound_checked_before_the_model_loads(tmp_path, capsys, loads):
     from core.pipeline import MAX_RENDER_SIZE
 
-    calls, _ = loads
+    calls = loads
     Image.fromarray(gradient_gray()).save(tmp_path / "a.png")
     code, _, err = _run(["colorize", str(tmp_path / "a.png"), "--model", "tiny", "--render-size", "16384"], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1
@@ -109,7 +84,7 @@ def test_render_size_has_an_upper_bound_checked_before_the_model_loads(tmp_path,
 
 
 def test_an_out_dir_that_cannot_be_created_is_one_line_before_the_model_loads(tmp_path, capsys, loads):
-    calls, _ = loads
+    calls = loads
     Image.fromarray(gradient_gray()).save(tmp_path / "a.png")
     (tmp_path / "plain_file").write_text("not a folder")
     for out_dir in (tmp_path / "plain_file" / "sub", tmp_path / "plain_file"):
@@ -122,7 +97,7 @@ def test_an_out_dir_that_cannot_be_created_is_one_line_before_the_model_loads(tm
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write into read-only folders")
 def test_a_read_only_out_dir_or_source_folder_is_one_line_before_the_model_loads(tmp_path, capsys, loads):
-    calls, _ = loads
+    calls = loads
     source = tmp_path / "in"
     source.mkdir()
     Image.fromarray(gradient_gray()).save(source / "a.png")
@@ -260,7 +235,7 @@ _PEAK_SCRIPT = textwrap.dedent("""
 def test_peak_memory_of_a_large_image_stays_bounded():
     """24 MP 8-bit gray: unbanded, the float32 L, ab and upsampling temporaries took about 1 GB
     beyond the input; banded, the increase is the 8-bit output plus a few bands."""
-    result = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, str(Path(__file__).parent), "4000", "6000"],
+    result = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, str(Path(__file__).parents[1]), "4000", "6000"],
                             cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr

@@ -139,7 +139,7 @@ def test_requests_on_many_connections_at_once_are_all_answered(run_dir):
         def colorize_once(_: int) -> dict:
             with rendezvous.connect(endpoint, 60) as sock:
                 wire.send_message(sock, {"op": "colorize", "token": endpoint["token"],
-                                         "options": {"model": "random:tinct_unet", "render_size": 32},
+                                         "options": {"model": "default", "render_size": 32},
                                          "arrays": [spec]}, [pixels.tobytes()])
                 return wire.recv_message(sock)[0]
 
@@ -158,7 +158,7 @@ def test_render_size_is_bounded_in_the_worker(run_dir):
         pixels = np.zeros((8, 8, 1), np.uint8)
         with rendezvous.connect(endpoint, 30) as sock:
             wire.send_message(sock, {"op": "colorize", "token": endpoint["token"],
-                                     "options": {"model": "random:tinct_unet", "render_size": 16384},
+                                     "options": {"model": "default", "render_size": 16384},
                                      "arrays": [wire.array_spec("pixels", "u8", pixels.shape)]}, [pixels.tobytes()])
             reply = wire.recv_message(sock)[0]
         assert not reply["ok"] and str(MAX_RENDER_SIZE) in reply["error"] and "16384" in reply["error"]

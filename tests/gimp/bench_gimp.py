@@ -29,30 +29,16 @@ STAGES = (("read_s", "GIMP -> bytes"), ("transfer_s", "transfer"), ("engine_s", 
           ("write_s", "bytes -> layer"))
 
 
-def pick_model(requested: str | None) -> str:
-    """The embedded default model when its weights resolve, else ECCV16 with random weights."""
-    if requested:
-        return requested
-    try:
-        from core.loading import load_model
-
-        load_model("default")
-        return "default"
-    except Exception as exc:  # noqa: BLE001 - any failure to load means no embedded weights yet
-        print(f"(no embedded default model: {exc}; using eccv16 with random weights)")
-        return "random:eccv16"
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default=None, help="model name (default: 'default', else random:eccv16)")
+    parser.add_argument("--model", default="default", help="model name (default: the embedded model)")
     parser.add_argument("--runs", type=int, default=3, help="procedure calls (the first is cold)")
     parser.add_argument("--size", default="4000x3000", help="layer size WxH")
     parser.add_argument("--render-size", type=int, default=None, help="render size (default: the option table's)")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
-    model = pick_model(args.model)
+    model = args.model
     gimp = gimp_env.ensure_gimp3()
     with gimp_env.gimp3_session(gimp) as session:
         folder = session.host_path(session.new_dir("bench-"))

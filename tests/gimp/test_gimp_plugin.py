@@ -15,8 +15,8 @@ from core.options import NO_POST, OPTIONS, TEMPERATURE
 ROOT = Path(__file__).resolve().parents[2]
 PLUGIN_DIRS = [ROOT / "gimp_plugin"]
 SCENARIOS = Path(__file__).with_name("gimp_scenarios.py")
-MODEL = "random:eccv16"  # seeded random weights: the tests check the plumbing, not colour quality
-MODEL_ID = "random-eccv16"
+MODEL = "tinct-small-v1"  # a shipped model other than the default, so the menu choice is seen to reach the engine
+MODEL_ID = "tinct-small-v1"
 RENDER = 64  # a small render size keeps the (CPU-only, shared) engine quick; sizes are the benchmark's job
 SIZE = (64, 48)
 DTYPES = {"u8": (np.uint8, 255.0), "u16": (np.uint16, 65535.0), "float": (np.float32, 1.0)}
@@ -24,10 +24,9 @@ DTYPES = {"u8": (np.uint8, 255.0), "u16": (np.uint16, 65535.0), "float": (np.flo
 
 def engine_missing() -> str | None:
     try:
-        from core.models import create_model
-        from core.pipeline import Colorizer  # noqa: F401
+        from core.loading import load_model
 
-        create_model("eccv16")
+        load_model(MODEL)
     except Exception as exc:  # noqa: BLE001 - any failure means the engine cannot run yet
         return f"the engine cannot colorize yet: {exc!r}"
     return None

@@ -247,7 +247,7 @@ def test_colorize_over_the_worker_keeps_L_and_alpha(run_dir):
     gray = np.repeat(np.linspace(0, 65535, 48 * 40, dtype=np.float64).reshape(40, 48, 1), 1, axis=2)
     pixels = np.concatenate([gray, gray, gray, rng.integers(0, 65536, (40, 48, 1))], axis=2).astype(np.uint16)
     client = _client(run_dir)
-    reply, payload = client.request("colorize", {"model": "random:eccv16", "temperature": TEMPERATURE, "render_size": 64},
+    reply, payload = client.request("colorize", {"model": "default", "temperature": TEMPERATURE, "render_size": 64},
                                     [(wire.array_spec("pixels", "u16", pixels.shape), pixels.tobytes())])
     spec = reply["arrays"][0]
     assert spec["dtype"] == "u16" and spec["shape"] == [40, 48, 4]
@@ -273,7 +273,7 @@ def test_a_client_that_goes_away_stops_a_sequence(run_dir, tmp_path):
             time.sleep(0.05)
         frames = [np.full((32, 40, 1), 20 * i, np.uint8) for i in range(12)]
         header = {"op": "colorize_sequence", "token": endpoint["token"],
-                  "options": {"model": "random:eccv16", "render_size": 32},
+                  "options": {"model": "default", "render_size": 32},
                   "arrays": [wire.array_spec(f"frame{i}", "u8", f.shape) for i, f in enumerate(frames)]}
         with rendezvous.connect(endpoint, 60) as sock:
             wire.send_message(sock, header, [f.tobytes() for f in frames])
@@ -296,7 +296,7 @@ def test_worker_user_control_hints_reference_palette_confidence(run_dir):
     gray = np.repeat(np.linspace(0, 255, 48 * 40).reshape(40, 48, 1), 3, axis=2).astype(np.uint8)
     arrays = [(wire.array_spec("pixels", "u8", gray.shape), gray.tobytes())]
     client = _client(run_dir)
-    base = {"model": "random:eccv16", "temperature": 0.38, "render_size": 64}
+    base = {"model": "tinct-small-v1", "temperature": 0.38, "render_size": 64}  # classification, no hints
     plain, plain_payload = client.request("colorize", base, arrays)
     red = np.zeros((30, 20, 3), np.uint8)
     red[:] = (200, 40, 40)
@@ -320,7 +320,13 @@ def test_worker_user_control_hints_reference_palette_confidence(run_dir):
     hint_array = (wire.array_spec("hint", "u8", hint.shape), hint.tobytes())
     reply, _ = client.request("colorize", {**base, "confidence": True}, arrays + [hint_array])
     assert any("does not take colour hints" in w for w in reply["warnings"])
-    reply, payload = client.request("colorize", {**base, "model": "random:siggraph17", "confidence": True,
+    reply, hinted = client.request("colorize", {**base, "model": "default"}, arrays + [hint_array])  # takes hints
+    assert "warnings" not in reply
+    unhinted = client.request("colorize", {**base, "model": "default"}, arrays)[1]
+    assert bytes(hinted) != bytes(unhinted)
+    reply, payload = client.request("colorize", {**base, "model": "tinct-small-l2", "confidence": True,
                                                  "palette": "parchment"}, arrays + [hint_array])
     assert [spec["name"] for spec in reply["arrays"]] == ["pixels"]
-    assert len(reply["warnings"]) == 2 and all("regression model" in w for w in reply["warnings"])
+    warnings = reply["warnings"]
+    assert len(warnings) == 3 and sum("regression model" in w for w in warnings) == 2, warnings
+    assert any("does not take colour hints" in w for w in warnings)

@@ -1,4 +1,9 @@
-"""One contract test over every registered architecture (core/models/__init__.py states the contract)."""
+"""One contract test over every registered architecture (core/models/__init__.py states the contract).
+
+The registry holds Tinct's architectures and the tests' stand-ins (``engine_stand_ins``, imported here so
+that the set does not depend on which tests ran first): the engine tests' results mean something only
+if their stand-ins honour the same contract.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +12,43 @@ import json
 import pytest
 import torch
 
-from core.loading import build_from_state
+import engine_stand_ins  # noqa: F401 - registers the stand-in architectures
+import weights_fetch
+from core.loading import build_from_state, load_model
 from core.models import create_model, list_architectures
 from weights_fetch import CheckpointError
 
-# Constructor arguments worth checking beyond the defaults (each architecture's other heads).
-VARIANTS = {"tinct_unet": [{}, {"head": "regression"}]}
+SHIPPED = {"eccv16", "siggraph17", "tinct_unet"}
+# Constructor arguments worth checking beyond the defaults (each architecture's other heads and inputs).
+VARIANTS = {"tinct_unet": [{}, {"head": "regression"}, {"hints": True, "global_context": True},
+                           {"head": "regression", "hints": True}],
+            "test-fails-on-bright": [{"error": "memory"}, {"error": "cuda"}]}
 
 
 def _cases() -> list[tuple[str, dict]]:
     return [(arch, config) for arch in list_architectures() for config in VARIANTS.get(arch, [{}])]
+
+
+def test_model_contract_covers_every_registered_architecture():
+    covered = {arch for arch, _ in _cases()}
+    assert covered == set(list_architectures()) and SHIPPED | {"test-tiny-logits", "test-tiny-ab"} <= covered
+    catalog_archs = {entry.arch for entry in weights_fetch.catalog.entries()}
+    assert catalog_archs <= SHIPPED, "the catalog names an architecture Tinct does not register"
+
+
+@pytest.mark.parametrize("name", [e.name for e in weights_fetch.catalog.entries() if e.bundled])
+def test_model_contract_holds_for_every_shipped_weights_file(name):
+    """Strict load through the real loader; what the file's config says is what the network does."""
+    model = load_model(name)
+    config = json.loads(model.metadata["config"])
+    assert model.metadata["arch"] in SHIPPED and model.name == name
+    assert model.output == ("ab" if config.get("head") == "regression" else "logits")
+    assert model.accepts_hints is bool(config.get("hints", False))
+    n, h, w = 1, model.stride, 2 * model.stride
+    with torch.inference_mode():
+        out = model(torch.full((n, 1, h, w), 50.0))
+    channels = len(model.bin_centers) if model.output == "logits" else 2
+    assert out.shape == (n, channels, h // model.out_stride, w // model.out_stride)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -25,6 +57,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+def _gradients(model, L, hint_ab, hint_mask) -> list[float]:
+    """Sum of |d loss / d p| per parameter of a toy loss on the output (train mode for this once)."""
+    model.zero_grad()
+    model(L, hint_ab, hint_mask).square().mean().backward()
+    grads = [float(p.grad.abs().sum()) if p.grad is not None else 0.0 for p in model.parameters()]
+    model.zero_grad()
+    return grads
 
 
 @pytest.mark.parametrize(("arch", "config"), _cases(), ids=lambda v: v if isinstance(v, str) else json.dumps(v))
@@ -47,6 +88,12 @@ def test_model_contract(arch, config):
         out = model(L)
     channels = len(model.bin_centers) if model.output == "logits" else 2
     assert out.shape == (n, channels, h // model.out_stride, w // model.out_stride)
+    if model.accepts_hints:  # trained with hints: a hint changes what the network says
+        hint_ab, hint_mask = torch.zeros(n, 2, h, w), torch.zeros(n, 1, h, w)
+        hint_ab[:, 1], hint_mask[:, :, :, :w // 2] = 60.0, 1.0
+        with torch.inference_mode():
+            hinted = model(torch.full((n, 1, h, w), 50.0), hint_ab, hint_mask)
+        assert (hinted - out).abs().max() > 1e-3
     assert out.dtype == torch.float32 and bool(torch.isfinite(out).all())
 
     hint_ab, hint_mask = torch.zeros(n, 2, h, w), torch.zeros(n, 1, h, w)
@@ -56,7 +103,10 @@ def test_model_contract(arch, config):
         unhinted = model(L, torch.zeros_like(hint_ab), torch.zeros_like(hint_mask))
     assert hinted.shape == out.shape
     if model.accepts_hints:
-        assert not torch.allclose(hinted, unhinted)  # the hints reach the output
+        # The hints reach the output, or (hint branches that start at zero, as tinct_unet's) at least
+        # the training signal: the parameters' gradients differ with hints.
+        assert not torch.allclose(hinted, unhinted) or _gradients(model, L, hint_ab, hint_mask) != pytest.approx(
+            _gradients(model, L, torch.zeros_like(hint_ab), torch.zeros_like(hint_mask)))
     else:
         torch.testing.assert_close(hinted, out)  # ignored, as the contract says
         torch.testing.assert_close(unhinted, out)

@@ -40,7 +40,7 @@ def test_tinct_video_command_with_real_model(small_clip, tmp_path, capsys):
     synth.write_video(src, small_clip.gray, Fraction(30000, 1001), codec="ffv1", pix_fmt="gray", options={})
     out = tmp_path / "color.mp4"
     report = tmp_path / "report.json"
-    rc = _run(["video", str(src), str(out), "--arch", "eccv16", "--device", "cpu", "--render-size", "64",
+    rc = _run(["video", str(src), str(out), "--model", "default", "--device", "cpu", "--render-size", "64",
                "--preset", "ultrafast", "--no-progress", "--report", str(report)])
     assert rc == 0 and out.is_file()
     assert "8 frames" in capsys.readouterr().out
@@ -54,7 +54,7 @@ def test_tinct_video_command_with_real_model(small_clip, tmp_path, capsys):
 
 
 def test_tinct_video_bad_input_is_one_line_error(tmp_path, capsys):
-    rc = _run(["video", str(tmp_path / "missing.mp4"), str(tmp_path / "o.mp4"), "--arch", "eccv16",
+    rc = _run(["video", str(tmp_path / "missing.mp4"), str(tmp_path / "o.mp4"), "--model", "default",
                "--device", "cpu", "--no-progress"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and err.count("\n") == 0 and "does not exist" in err

@@ -1,7 +1,10 @@
 """Tiny deterministic models following the ``core.models`` contract, for the engine tests only.
 
 Their colour is a smooth function of the local L* (dark -> blue, light -> yellow), so tests can
-check where colour lands without a trained network.
+check where colour lands without a trained network. They are registered architectures
+(``test-tiny-logits``, ``test-tiny-ab``, ``test-fails-on-bright``), so a test can give them a name and a weights file
+(``model_support.install_models``) and load them as Tinct loads every model; ``BUILT`` lists every
+one built, which tells a test whether a command loaded its model.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from core.models import register_model
 
 BLUE = (10.0, -40.0)
 YELLOW = (20.0, 50.0)
@@ -57,6 +62,43 @@ class TinyAbModel(nn.Module):
         if hint_ab is not None:
             ab = torch.where(hint_mask > 0.5, hint_ab, ab)
         return ab
+
+
+BUILT: list[str] = []
+
+
+@register_model("test-tiny-logits")
+def tiny_logits(sharpness: float = 8.0) -> TinyLogitsModel:
+    BUILT.append("test-tiny-logits")
+    return TinyLogitsModel(sharpness)
+
+
+@register_model("test-tiny-ab")
+def tiny_ab() -> TinyAbModel:
+    BUILT.append("test-tiny-ab")
+    return TinyAbModel()
+
+
+class FailsOnBright(TinyLogitsModel):
+    """Raises ``error`` for any render holding a nearly white image (a file "too large for the memory")."""
+
+    def __init__(self, error: BaseException):
+        super().__init__()
+        self.error = error
+
+    def forward(self, L, hint_ab=None, hint_mask=None):
+        if bool((L.flatten(1).mean(dim=1) > 90).any()):
+            raise self.error
+        return super().forward(L)
+
+
+FAILURES = {"memory": MemoryError, "cuda": lambda: RuntimeError("CUDA out of memory. Tried to allocate 6.40 GiB")}
+
+
+@register_model("test-fails-on-bright")
+def fails_on_bright(error: str = "memory") -> FailsOnBright:
+    BUILT.append("test-fails-on-bright")
+    return FailsOnBright(FAILURES[error]())
 
 
 def gradient_gray(height: int = 48, width: int = 64, dtype=np.uint8) -> np.ndarray:

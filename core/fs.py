@@ -5,8 +5,9 @@ temporary sibling (:func:`temp_sibling`, ``.NAME.<random>.tmp`` in the same fold
 rename never crosses file systems) and then moved over the final name with ``os.replace``. A reader
 therefore sees the old file or the whole new one; an error or Ctrl-C removes the temporary.
 
-Standard library only. ``weights_fetch`` (which depends on nothing in ``core``) and the GIMP plug-in
-(standard library only, inside GIMP's Python) keep their own single writer each.
+Standard library only. ``weights_fetch`` (which depends on nothing in ``core``:
+``weights_fetch.cache.move_into_place``) and the worker's rendezvous file (loaded alone by the GIMP
+plug-in: ``core.worker.rendezvous.write_endpoint``) keep one writer each of their own.
 """
 
 from __future__ import annotations

@@ -219,7 +219,7 @@ def _convert(source: Path, entry: WeightsEntry, source_sha256: str) -> None:
     save_safetensors(tensors, tmp, metadata)
     try:
         cache.atomic_write_text(cache.hash_record_path(entry), f"{sha256_of(tmp)}  {converted.name}\n")
-        os.replace(tmp, converted)
+        cache.move_into_place(tmp, converted)
     except OSError as exc:
         raise WeightsError(f"cannot write {converted}: {exc.strerror or exc}") from exc
     finally:

@@ -107,18 +107,35 @@ def temp_path_for(final: Path) -> Path:
     return final.with_name(f".{final.name}.{os.getpid()}.tmp")
 
 
+def move_into_place(tmp: Path, final: Path, *, keep_on_error: bool = False) -> None:
+    """Flush the finished file ``tmp`` to disk and rename it over ``final``, so that readers see either
+    the old or the whole new file: the one temporary-then-rename step of ``weights_fetch`` (which
+    imports nothing from ``core``, whose ``core.fs`` does the same for the engine's files).
+
+    Raises:
+        CacheError: the file cannot be flushed or moved; ``tmp`` is removed unless ``keep_on_error``
+            (a verified download is kept for the next attempt).
+    """
+    try:
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, final)
+    except OSError as exc:
+        if not keep_on_error:
+            discard(tmp)
+        raise CacheError(f"cannot write {final}: {exc.strerror or exc}") from exc
+
+
 def atomic_write_text(final: Path, text: str) -> None:
     """Write ``text`` to ``final`` so that readers see either the old or the whole new file."""
     tmp = temp_path_for(final)
     try:
         with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, final)
     except OSError as exc:
         discard(tmp)
         raise CacheError(f"cannot write {final}: {exc.strerror or exc}") from exc
+    move_into_place(tmp, final)
 
 
 def discard(*paths: Path) -> None:

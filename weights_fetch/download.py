@@ -8,7 +8,6 @@ file whose size and SHA-256 match is moved to ``dest`` (atomically); a mismatchi
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Iterator, Sequence
@@ -20,7 +19,7 @@ from tqdm import tqdm
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
-from .cache import discard
+from .cache import discard, move_into_place
 from .digest import check_file
 from .errors import CacheError, DownloadError, VerificationError
 from .settings import DownloadSettings
@@ -95,10 +94,7 @@ def _finish(dest: Path, expected_size: int | None, expected_sha256: str | None) 
     except VerificationError:
         discard(part, validator_path(dest))
         raise
-    try:
-        os.replace(part, dest)
-    except OSError as exc:
-        raise CacheError(f"cannot move download into {dest}: {exc.strerror or exc}") from exc
+    move_into_place(part, dest, keep_on_error=True)
     discard(validator_path(dest))
     return digest
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .cache import discard, temp_path_for
+from .cache import discard, move_into_place, temp_path_for
 from .errors import CacheError, CheckpointError, UnsafeCheckpoint
 
 if TYPE_CHECKING:
@@ -96,9 +96,7 @@ def save_safetensors(tensors: Mapping[str, Tensor], dest: Path, metadata: Mappin
     tmp = temp_path_for(dest)
     try:
         save_file(plain, str(tmp), metadata=dict(metadata))
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, dest)
+        move_into_place(tmp, dest)
     except OSError as exc:
         discard(tmp)
         raise CacheError(f"cannot write {dest}: {exc.strerror or exc}") from exc

@@ -537,6 +537,7 @@ def contact_sheet(seeds: list[int], height: int, width: int, columns: int = 6) -
 
 def _main(argv: list[str] | None = None) -> int:
     from ..fs import write_atomically
+    from ..imageio import read_image
 
     p = argparse.ArgumentParser(prog="python -m core.training.synth_documents", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -583,8 +584,7 @@ def _main(argv: list[str] | None = None) -> int:
         files = [f for f in files if f.resolve() not in skip]
         real = []
         for f in files:
-            with Image.open(f) as im:
-                im = im.convert("RGB")
+            with Image.fromarray(read_image(f, max_megapixels=None).rgb8(), "RGB") as im:
                 im.thumbnail((256, 256))
                 real.append(paper_ink_ab(np.asarray(im)))
         synth = [paper_ink_ab(render_page(seed, 256, 192)) for seed in range(args.count)]

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from core.imageio import read_image
 from core.paths import data_dir
 
 
@@ -86,20 +87,17 @@ def sample_photo_paths(n: int, seed: int = 0) -> list[Path]:
 
 def is_colour_photo(path: Path) -> bool:
     """True where the photo is RGB with visible chroma (some ImageNet samples are grayscale)."""
-    with Image.open(path) as im:
-        if im.mode not in ("RGB", "RGBA", "CMYK", "YCbCr"):
-            return False
-        small = np.asarray(im.convert("RGB").resize((64, 64)), dtype=np.int16)
+    decoded = read_image(path, max_megapixels=None)
+    if decoded.is_gray:
+        return False
+    with Image.fromarray(decoded.rgb8(), "RGB") as im:
+        small = np.asarray(im.resize((64, 64)), dtype=np.int16)
     return float(np.abs(small - small.mean(axis=2, keepdims=True)).mean()) > 3.0
 
 
 def load_photos(paths: Sequence[Path]) -> list[np.ndarray]:
-    """Read photos as RGB uint8 ``[H, W, 3]`` arrays."""
-    photos = []
-    for p in paths:
-        with Image.open(p) as im:
-            photos.append(np.asarray(im.convert("RGB")))
-    return photos
+    """Read photos as RGB uint8 ``[H, W, 3]`` arrays (as ``tinct colorize`` reads them: ``core.imageio.read_image``)."""
+    return [read_image(p, max_megapixels=None).rgb8() for p in paths]
 
 
 def random_spec(n_photos: int, width: int, height: int, shot_lengths: Sequence[int], *,

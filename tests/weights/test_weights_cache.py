@@ -40,3 +40,22 @@ def test_xdg_cache_home_is_used_without_tinct_home(monkeypatch, tmp_path):
     monkeypatch.delenv("TINCT_HOME", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert cache.cache_root() == tmp_path / "xdg" / "tinct"
+
+
+def test_move_into_place_is_the_one_rename_and_cleans_up_on_failure(tmp_path):
+    from weights_fetch.errors import CacheError
+
+    final = tmp_path / "model.safetensors"
+    tmp = cache.temp_path_for(final)
+    tmp.write_bytes(b"weights")
+    cache.move_into_place(tmp, final)
+    assert final.read_bytes() == b"weights" and not tmp.exists()
+    blocked = tmp_path / "a-folder"
+    (blocked / "inside").mkdir(parents=True)  # a non-empty folder cannot be replaced by a file
+    for keep in (True, False):
+        tmp.write_bytes(b"verified download")
+        with pytest.raises(CacheError, match="a-folder"):
+            cache.move_into_place(tmp, blocked, keep_on_error=keep)
+        assert tmp.exists() == keep
+    cache.atomic_write_text(final, "text\n")
+    assert final.read_text() == "text\n" and sorted(p.name for p in tmp_path.iterdir()) == ["a-folder", "model.safetensors"]

@@ -18,7 +18,7 @@ from .imageio import (DEFAULT_MAX_MEGAPIXELS, FORMAT_SUFFIX, OUTPUT_FORMATS, Dec
                       ImageWriteError, read_image, write_image)
 from .interrupt import Terminated, sigterm_as_interrupt
 from .options import add_argument as add_option
-from .options import check_arguments
+from .options import NO_PALETTE, check_arguments
 from .pixels import PEAK, convert_depth
 from .provenance import utc_now
 from .runs import add_cluster_arguments, add_resume_arguments
@@ -30,7 +30,6 @@ _GLOB_CHARS = set("*?[")
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add ``colorize`` to the ``tinct`` sub-commands."""
     from .content import CONTENT_CHOICES
-    from .reference import DEFAULT_STRENGTH, PALETTES
 
     p = subparsers.add_parser(
         "colorize",
@@ -77,10 +76,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                            help="colour photo whose palette steers the colours (classification models only)")
     reference.add_argument("--reference-dir", type=Path, metavar="DIR",
                            help="a reference photo per input in DIR with the input's stem; inputs without one run as usual")
-    reference.add_argument("--palette", choices=PALETTES,
-                           help="a named palette for document scans, used like a reference photo")
-    control.add_argument("--reference-strength", type=float, default=DEFAULT_STRENGTH, metavar="S",
-                         help=f"how strongly the reference or palette steers, >= 0 (default {DEFAULT_STRENGTH})")
+    add_option(reference, "palette")
+    add_option(control, "reference_strength", metavar="S")
     confidence = control.add_mutually_exclusive_group()
     confidence.add_argument("--confidence", type=Path, metavar="FILE",
                             help="also write the confidence map (grayscale PNG, white = confident) here; one input only")
@@ -218,15 +215,16 @@ def _inode(path: Path) -> tuple[int, int] | None:
 
 
 def _check_arguments(args: argparse.Namespace) -> str | None:
-    problem = check_arguments(args, ("temperature", "decode", "render_size", "post", "post_strength", "batch_size"))
+    problem = check_arguments(args, ("temperature", "decode", "render_size", "post", "post_strength", "batch_size",
+                                     "palette", "reference_strength"))
     if problem:
         return problem
+    if args.palette == NO_PALETTE:
+        args.palette = None
     if not args.max_megapixels > 0:
         return f"--max-megapixels must be > 0, got {args.max_megapixels}"
     if args.mask_colorize and args.mask is None:
         return "--mask-colorize needs --mask FILE"
-    if not args.reference_strength >= 0.0:
-        return f"--reference-strength must be >= 0, got {args.reference_strength}"
     for name in ("hints_dir", "reference_dir"):
         folder = getattr(args, name)
         if folder is not None and not folder.is_dir():

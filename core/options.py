@@ -21,6 +21,9 @@ TEMPERATURE = 0.38  # Zhang et al. 2016, §3.3: the annealed mean at T = 0.38
 RENDER_SIZE = 256   # longer side of the network's input, in pixels
 POST_STRENGTH = 1.0
 BATCH_SIZE = 4
+REFERENCE_STRENGTH = 1.0  # the exponent S of p'(q) ~ p(q) r(q)^S (core/reference.py)
+NO_PALETTE = "none"
+HINT_LAYER_NAME = "Tinct hints"  # the layer GIMP's "Add Tinct Hint Layer" adds and the colorize procedure looks for
 
 
 class OptionError(ValueError):
@@ -41,7 +44,8 @@ class Option:
 
     ``kind``: ``float``/``int`` (``minimum``..``maximum`` inclusive), ``choice`` (one of
     ``choices``), ``steps`` (a list of distinct ``choices``, e.g. post-processing steps),
-    ``bool`` or ``text``. ``step``/``page`` are a dialog's increments and ``digits`` its
+    ``bool``, ``text``, or ``layer`` / ``file``: a GIMP layer or an image file, chosen in the
+    plug-in's dialog (``None`` = none), which the plug-in reads itself; :meth:`check` passes them on. ``step``/``page`` are a dialog's increments and ``digits`` its
     decimals (``step < page < maximum - minimum``, as GIMP's spin widgets require).
     """
 
@@ -111,6 +115,8 @@ class Option:
             if not isinstance(value, bool):
                 raise OptionError(f"{self.name} must be true or false, got {value!r}")
             return value
+        if self.kind in ("layer", "file"):
+            return value
         return str(value)
 
 
@@ -166,7 +172,39 @@ OPTIONS: dict[str, Option] = {option.name: option for option in (
     Option("temporal", "bool", True, "S_teady colours across frames",
            "Temporal consistency: carry colours from frame to frame along the optical flow",
            "flow-guided blending with the previous frame"),
-    Option("provenance", "bool", True, "Record _provenance",
+    Option("use_hints", "bool", True, "Use colour hin_ts",
+           f"Colour hints: the opaque pixels of the hint layer chosen below or, when none is chosen, of the layer "
+           f"named '{HINT_LAYER_NAME}' (Filters > Colors > Add Tinct Hint Layer) give the colour there; for "
+           f"models that take hints (the default model does)",
+           "use colour hints"),
+    Option("hint_layer", "layer", None, "Colour hint la_yer",
+           f"A layer whose opaque pixels are colour hints (their colour gives the hue and saturation, the "
+           f"photo keeps its lightness); none chosen: the layer named '{HINT_LAYER_NAME}', if there is one",
+           "the layer of colour hints"),
+    Option("reference_layer", "layer", None, "Reference l_ayer",
+           "A colour photo (an open layer) whose palette steers the colours: each pixel's predicted colour "
+           "distribution is re-weighted toward the reference's colours (classification models only)",
+           "a layer whose colours steer the palette"),
+    Option("reference_file", "file", None, "Reference ima_ge file",
+           "A colour image file whose palette steers the colours, like a reference layer",
+           "an image file whose colours steer the palette"),
+    Option("palette", "choice", NO_PALETTE, "_Paper palette",
+           "A named palette for document scans, used like a reference: the paper and ink colours of real "
+           "archive pages (parchment: medieval manuscripts; aged paper: 18th-century letters; white paper: "
+           "notarial registers, which are cream too)",
+           "a named palette for document scans, used like a reference photo",
+           choices=(Choice(NO_PALETTE, "None"), Choice("parchment", "Parchment"),
+                    Choice("aged-paper", "Aged paper"), Choice("white-paper", "White paper"))),
+    Option("reference_strength", "float", REFERENCE_STRENGTH, "Reference _weight",
+           f"Reference strength S: how strongly the reference or palette steers (p'(q) ~ p(q) r(q)^S); 0 not at "
+           f"all, {REFERENCE_STRENGTH:g} the default",
+           f"how strongly the reference or palette steers (default {REFERENCE_STRENGTH:g})",
+           minimum=0.0, maximum=10.0, step=0.1, page=1.0, digits=2),
+    Option("confidence_layer", "bool", False, "Confidence layer (h_idden)",
+           "Also add the confidence map as a hidden layer 'Tinct confidence': white where the model is sure of "
+           "the colour, dark where it is a guess (where a hint helps most); classification models only",
+           "add the confidence map as a hidden layer"),
+    Option("provenance", "bool", True, "Record pro_venance",
            "Record that the result was colorized by Tinct (model, settings) in the new layer and the image's "
            "metadata, which GIMP's export writes into the file",
            "record that the output was colorized by Tinct (model, settings) in its metadata"),

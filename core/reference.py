@@ -30,11 +30,12 @@ from torch import Tensor
 
 from .bins import GRID_STEP, nearest_bin, smoothed_prior
 from .color import rgb_to_lab
+from .options import NO_PALETTE, OPTIONS, REFERENCE_STRENGTH
 from .pixels import PEAK
 
 GRID_RADIUS = 11  # cells -110 .. 110 ab on each axis: the whole ab range reached by sRGB
 GRID_SIZE = 2 * GRID_RADIUS + 1
-DEFAULT_STRENGTH = 1.0
+DEFAULT_STRENGTH = REFERENCE_STRENGTH
 # Share of the uniform distribution mixed into the reference: a colour absent from the reference
 # is made at most 1 / UNIFORM_MIX * (its reference mass) times less likely, never impossible.
 UNIFORM_MIX = 0.1
@@ -43,7 +44,7 @@ REFERENCE_MAX_SIDE = 256  # the histogram of a downsized reference is the same t
 # A reference whose chroma never exceeds this (ab units) is a gray image: nothing to follow.
 GRAY_CHROMA_LIMIT = 5.0
 PALETTE_DIR = Path(__file__).resolve().parent / "palettes"
-PALETTES: tuple[str, ...] = ("parchment", "aged-paper", "white-paper")
+PALETTES: tuple[str, ...] = tuple(c.value for c in OPTIONS["palette"].choices if c.value != NO_PALETTE)
 
 
 class ReferenceError(ValueError):

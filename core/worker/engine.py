@@ -8,13 +8,15 @@ Operations (request ``"op"``):
   (``[H,W,4]`` RGBA in the same dtype; pixels with alpha > 0 are colour hints) and ``reference``
   (``[h,w,3|4]`` RGB(A), any size and dtype: a photo whose palette steers the colours);
   ``options``: ``model``, ``temperature``, ``decode``, ``render_size``, ``post`` (list of post-processing
-  names), ``post_strength``: defaults and ranges as in ``core.options`` (missing or null means
-  the default); ``palette`` (a named palette, used like a reference), ``reference_strength``,
-  ``confidence`` (bool), ``provenance`` (bool). Reply: array ``pixels``, the same dtype, RGB or RGBA
-  (alpha kept), with ``confidence`` also array ``confidence`` (``[H,W]`` u8, 255 = confident),
-  ``timing`` ``{"engine_s"}``, ``warnings`` (lines for the user: hints, a reference or a confidence
-  map asked of a model that cannot use them are skipped) and, with ``provenance``,
-  ``provenance`` ``{"record": <core.provenance.Record.to_dict()>, "xmp": <XMP packet>}``.
+  names), ``post_strength``, ``palette`` (a named palette,
+  used like a reference; ``none``), ``reference_strength``: defaults, ranges and choices as in
+  ``core.options`` (missing or null means the default); ``confidence`` (bool), ``provenance`` (bool).
+  Reply: array ``pixels``, the same dtype, RGB or RGBA (alpha kept), with ``confidence`` also array
+  ``confidence`` (``[H,W]`` u8, 255 = confident), ``timing`` ``{"engine_s"}``, ``used``
+  ``{"hints", "reference", "confidence": bool}`` (what steered this
+  result), ``warnings`` (lines for the user: hints, a reference or a confidence map asked of a model
+  that cannot use them are skipped) and, with ``provenance``, ``provenance``
+  ``{"record": <core.provenance.Record.to_dict()>, "xmp": <XMP packet>}``.
 - ``colorize_sequence``: arrays ``frame0`` .. ``frameN-1`` (one dtype; sizes may differ), options as
   above plus ``temporal`` (bool). N replies, one per frame in order, each with ``index``, ``of``
   and array ``pixels``; the first also carries ``provenance`` when asked for.
@@ -33,8 +35,8 @@ from typing import Iterator
 
 import numpy as np
 
+from core.options import NO_PALETTE, OptionError, checked
 from core.pixels import check_pixels
-from core.options import OptionError, checked
 from core.worker.server import Reply, Shutdown
 from core.worker import wire
 
@@ -151,20 +153,27 @@ class EngineHandler:
                  opts: dict, warnings: list[str]) -> None:
         """Hints, reference / palette and confidence options into ``opts``; what the model cannot
         use becomes a warning line instead."""
-        from core.reference import PALETTES, ReferenceError, histogram_from_pixels
+        from core.reference import ReferenceError, histogram_from_pixels
 
         if "hint" in arrays:
             hint = to_array(*arrays["hint"])
             if hint.shape != size + (4,):
                 raise RequestError(f"the hint layer must be [H, W, 4] like the pixels, got {list(hint.shape)}")
-            if getattr(colorizer, "accepts_hints", False):
+            if not hint[..., 3].any():
+                pass  # an empty (fully transparent) hint layer is no hints
+            elif getattr(colorizer, "accepts_hints", False):
                 opts["hints"] = hint
             else:
                 warnings.append(f"model {model!r} does not take colour hints; the hint layer was ignored")
         classification = colorizer.model.output == "logits"
-        palette = options.get("palette") or None
-        if palette is not None and palette not in PALETTES:
-            raise RequestError(f"unknown palette {palette!r}; choose one of {', '.join(PALETTES)}")
+        try:
+            steering = checked(options, ("palette", "reference_strength"))
+        except OptionError as exc:
+            raise RequestError(str(exc)) from None
+        palette = None if steering["palette"] == NO_PALETTE else steering["palette"]
+        confidence = options.get("confidence", False)
+        if not isinstance(confidence, bool):
+            raise RequestError(f"confidence must be true or false, got {confidence!r}")
         if "reference" in arrays or palette is not None:
             if not classification:
                 warnings.append(f"model {model!r} is a regression model: a reference or palette cannot steer it; "
@@ -177,11 +186,8 @@ class EngineHandler:
             else:
                 opts["reference"] = palette
             if "reference" in opts:
-                strength = float(options.get("reference_strength", 1.0))
-                if not 0.0 <= strength <= 10.0:
-                    raise RequestError(f"reference strength must be in [0, 10], got {strength}")
-                opts["reference_strength"] = strength
-        if options.get("confidence"):
+                opts["reference_strength"] = steering["reference_strength"]
+        if confidence:
             if classification:
                 opts["confidence"] = True
             else:
@@ -207,7 +213,9 @@ class EngineHandler:
             specs.append(spec)
             parts.append(data)
         spec, data = from_array("pixels", result)
-        reply = {"ok": True, "arrays": [spec, *specs], "timing": {"engine_s": time.perf_counter() - started}}
+        used = {"hints": "hints" in opts, "reference": "reference" in opts, "confidence": bool(opts.get("confidence"))}
+        reply = {"ok": True, "arrays": [spec, *specs], "timing": {"engine_s": time.perf_counter() - started},
+                 "used": used}
         if warnings:
             reply["warnings"] = warnings
         record = provenance_reply(colorizer, opts, header.get("options") or {},

@@ -1,9 +1,9 @@
-"""Tinct worker protocol, version 2: length-prefixed messages carrying JSON headers and raw pixels.
+"""Tinct worker protocol, version 3: length-prefixed messages carrying JSON headers and raw pixels.
 
-Version 2 (user control) adds to ``colorize`` the optional request array ``reference``, the options
+Version 2 (user control) added to ``colorize`` the optional request array ``reference``, the options
 ``palette``, ``reference_strength`` and ``confidence``, the reply array ``confidence`` and reply
-``warnings`` (see ``core/worker/engine.py``); a version-1 worker would silently ignore them, so the
-client replaces a worker of another version.
+``warnings``; version 3 adds the palette ``none`` and the reply's ``used`` (see ``core/worker/engine.py``). An older worker would silently ignore what
+it does not know, so the client replaces a worker of another version.
 
 Standard library only: the engine worker (the project's virtual environment) imports it as
 ``core.worker.wire``; the GIMP plug-in (GIMP's Python) loads this same file, which the installer
@@ -34,7 +34,7 @@ import struct
 from typing import Iterable, Sequence
 
 MAGIC = b"TNCT"
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 PREFIX = struct.Struct("!4sHHIQ")
 MAX_HEADER = 1 << 20
 MAX_DEPTH = 16  # real headers nest 4 deep; deeper ones are refused before parsing (no RecursionError)

@@ -6,6 +6,11 @@ Procedures:
 - ``plug-in-tinct-colorize`` (Filters > Colors > Colorize (Tinct)...): colorizes the selected
   layer into a new layer above it, named after the model and temperature, whose lightness is
   the source's; the source is left untouched. One undo step.
+  With a hint layer (chosen, or the layer named ``Tinct hints``) its opaque pixels are colour
+  hints; a reference layer, image file or named palette steers the palette; optionally the
+  confidence map comes as a hidden layer ``Tinct confidence`` above the result.
+- ``plug-in-tinct-add-hint-layer`` (Filters > Colors > Add Tinct Hint Layer): adds an empty,
+  transparent layer ``Tinct hints`` above the selected layer and selects it, to paint hints on.
 - ``plug-in-tinct-colorize-animation`` (Filters > Animation > Colorize Animation (Tinct)...):
   colorizes every top-level layer as the frames of an animation (bottom layer = first frame)
   with temporal consistency, into a new image with the same layer stack.
@@ -37,15 +42,20 @@ from tinct_dialog import ANIMATION_OPTIONS, COLORIZE_OPTIONS, build_dialog  # no
 
 PROC_COLORIZE = "plug-in-tinct-colorize"
 PROC_ANIMATION = "plug-in-tinct-colorize-animation"
+PROC_HINTS = "plug-in-tinct-add-hint-layer"
 PLUGIN_DIR = Path(__file__).resolve().parent
 BLEND_MODES = {"normal": Gimp.LayerMode.NORMAL, "lch-color": Gimp.LayerMode.LCH_COLOR}
 ENGINE_OPTIONS = ("temperature", "render_size", "post", "post_strength", "provenance")  # sent to the worker
-RESULT_PARASITE = "tinct-result"  # on each result layer: JSON {"source": tattoo, "settings": {...}}
+CONTROL_OPTIONS = ("palette", "reference_strength")  # also sent to the worker by the colorize procedure
+RESULT_PARASITE = "tinct-result"  # on each result (and confidence) layer: JSON {"source": tattoo, "settings": {...}}
+CONFIDENCE_LAYER_NAME = "Tinct confidence"
+REFERENCE_MAX_SIDE = 256  # a reference is read at most this large: its colour histogram is the same to within noise
 
 
 options = tinct_shared.load("tinct_options")  # core/options.py
 wire = tinct_shared.load("tinct_wire")  # core/worker/wire.py
 OPTIONS = options.OPTIONS
+HINT_LAYER_NAME = options.HINT_LAYER_NAME
 
 
 def model_nick(name: str) -> str:
@@ -78,6 +88,11 @@ def _add_option(procedure: Gimp.Procedure, name: str) -> None:
                                       _choice((c.value, c.label) for c in steps), options.NO_POST.value, flags)
     elif option.kind == "bool":
         procedure.add_boolean_argument(option.gimp_name, option.label, option.tooltip, option.default, flags)
+    elif option.kind == "layer":
+        procedure.add_layer_argument(option.gimp_name, option.label, option.tooltip, True, flags)
+    elif option.kind == "file":
+        procedure.add_file_argument(option.gimp_name, option.label, option.tooltip, Gimp.FileChooserAction.OPEN,
+                                    True, None, flags)
     else:
         raise ValueError(f"option {name} of kind {option.kind} has no GIMP argument")
 
@@ -122,6 +137,90 @@ def _check_layer(image: Gimp.Image, drawables: list) -> Gimp.Layer:
     return layer
 
 
+def _layers(container) -> list:
+    """Every layer of ``container`` (an image or a layer group), depth first, top first."""
+    children = container.get_layers() if isinstance(container, Gimp.Image) else container.get_children()
+    found = []
+    for layer in children:
+        found.append(layer)
+        if layer.is_group():
+            found.extend(_layers(layer))
+    return found
+
+
+def _siblings(image: Gimp.Image, layer: Gimp.Layer) -> list:
+    parent = layer.get_parent()
+    return list(parent.get_children()) if parent is not None else list(image.get_layers())
+
+
+def _named_layer(image: Gimp.Image, name: str):
+    """The layer called ``name`` (GIMP keeps layer names unique within an image), or None."""
+    return next((layer for layer in _layers(image) if layer.get_name() == name), None)
+
+
+def _photo_and_hints(image: Gimp.Image, drawables: list, config: Gimp.ProcedureConfig):
+    """(the layer to colorize, its hint layer or None) for the colorize procedure.
+
+    The hint layer is the one chosen, else the layer named ``Tinct hints``; none when hints are
+    off. When the selected layer is the hint layer itself (the user just painted on it), the
+    layer under it is the photo."""
+    source = _check_layer(image, drawables)
+    if not config.get_property("use-hints"):
+        return source, None
+    hint = config.get_property("hint-layer") or _named_layer(image, HINT_LAYER_NAME)
+    if hint is not None and hint.get_id() == source.get_id():
+        siblings = _siblings(image, source)
+        below = siblings.index(source) + 1
+        if below >= len(siblings) or siblings[below].is_group():
+            raise PlugInFailure(f"'{source.get_name()}' is the hint layer; select the photo layer to colorize.")
+        source = siblings[below]
+    if hint is not None and not hint.has_alpha():
+        raise PlugInFailure(f"the hint layer '{hint.get_name()}' has no alpha channel, so every pixel would be a "
+                            f"hint: add one (Layer > Transparency > Add Alpha Channel) and paint only the hints.")
+    return source, hint
+
+
+def _read_small(drawable: Gimp.Drawable, max_side: int = REFERENCE_MAX_SIDE) -> tuple[dict, bytes]:
+    """``drawable`` as 8-bit RGBA, scaled down (by GEGL) so that its longer side is at most ``max_side``."""
+    width, height = drawable.get_width(), drawable.get_height()
+    scale = min(1.0, max_side / max(width, height))
+    w, h = max(1, int(width * scale)), max(1, int(height * scale))
+    data = drawable.get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), scale, "R'G'B'A u8", Gegl.AbyssPolicy.CLAMP)
+    return wire.array_spec("reference", "u8", (h, w, 4)), data
+
+
+def _reference(config: Gimp.ProcedureConfig, palette: str) -> tuple[tuple[dict, bytes] | None, str | None]:
+    """(the reference array or None, a short name for the result layer) from the reference layer or
+    image file; a named palette travels as an option. At most one of the three may be given."""
+    layer, file = config.get_property("reference-layer"), config.get_property("reference-file")
+    given = [what for what, value in (("a reference layer", layer), ("a reference image file", file),
+                                      (f"the palette {palette}", palette != options.NO_PALETTE)) if value]
+    if len(given) > 1:
+        raise PlugInFailure(f"choose one reference, not {' and '.join(given)}.")
+    if layer is not None:
+        if layer.get_image().get_base_type() != Gimp.ImageBaseType.RGB:
+            raise PlugInFailure(f"the reference layer '{layer.get_name()}' has no colours: its image is grayscale. "
+                                f"Convert the image first (Image > Mode > RGB) and add the reference photo again, or "
+                                f"choose it as a reference image file.")
+        return _read_small(layer), layer.get_name()
+    if file is None:
+        return None, palette if palette != options.NO_PALETTE else None
+    path = file.get_path() or file.get_uri()
+    try:
+        reference = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, file)
+    except GLib.Error as exc:
+        raise PlugInFailure(f"could not open the reference image {path}: {exc.message}") from None
+    if reference is None:
+        raise PlugInFailure(f"could not open the reference image {path}")
+    try:
+        if reference.get_base_type() != Gimp.ImageBaseType.RGB:
+            reference.convert_rgb()
+        merged = reference.merge_visible_layers(Gimp.MergeType.CLIP_TO_IMAGE)
+        return _read_small(merged), Path(path).name
+    finally:
+        reference.delete()
+
+
 PROVENANCE_PARASITE = "tinct-provenance"
 
 
@@ -148,12 +247,14 @@ class TinctColorize(Gimp.PlugIn):
     """The Tinct plug-in: declares both procedures and runs them."""
 
     def do_query_procedures(self) -> list[str]:
-        return [PROC_COLORIZE, PROC_ANIMATION]
+        return [PROC_COLORIZE, PROC_HINTS, PROC_ANIMATION]
 
     def do_set_i18n(self, name: str) -> bool:
         return False
 
     def do_create_procedure(self, name: str) -> Gimp.Procedure:
+        if name == PROC_HINTS:
+            return self._hint_procedure(name)
         try:
             menu = model_menu(tinct_client.load_config(PLUGIN_DIR))
         except tinct_client.EngineError:
@@ -186,13 +287,26 @@ class TinctColorize(Gimp.PlugIn):
                                       GObject.ParamFlags.READWRITE)
         for option in (COLORIZE_OPTIONS if name == PROC_COLORIZE else ANIMATION_OPTIONS):
             _add_option(procedure, option)
-        if name == PROC_COLORIZE:
-            procedure.add_layer_argument("hint-layer", "Colour hint la_yer",
-                                         "Optional layer whose opaque pixels are colour hints (for models that "
-                                         "take hints)", True, GObject.ParamFlags.READWRITE)
-        else:
+        if name == PROC_ANIMATION:
             procedure.add_image_return_value("new-image", "New image", "The colorized animation", False,
                                               GObject.ParamFlags.READWRITE)
+        return procedure
+
+    def _hint_procedure(self, name: str) -> Gimp.Procedure:
+        procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, self.run_add_hints, None)
+        procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
+        procedure.set_menu_label("Add Tinct _Hint Layer")
+        procedure.add_menu_path("<Image>/Filters/Colors")
+        procedure.set_documentation(
+            "Add a layer to paint colour hints on for Colorize (Tinct)",
+            f"Adds an empty, transparent layer '{HINT_LAYER_NAME}' above the selected layer and selects it. Paint "
+            f"the colours you know on it (a dab is enough: its colour gives the hue and saturation, the photo keeps "
+            f"its lightness), then run Colorize (Tinct), which uses it. If the image has that layer already, it is "
+            f"selected instead.", name)
+        procedure.set_image_types("RGB*, GRAY*")
+        procedure.set_attribution("Tinct", "Tinct", "2025")
+        procedure.add_layer_return_value("hint-layer", "Hint layer", "The hint layer", False,
+                                         GObject.ParamFlags.READWRITE)
         return procedure
 
     # -- shared -------------------------------------------------------------------------------
@@ -273,9 +387,11 @@ class TinctColorize(Gimp.PlugIn):
         return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
 
     def _colorize_layer(self, image: Gimp.Image, drawables: list, config: Gimp.ProcedureConfig) -> None:
-        source = _check_layer(image, drawables)
+        source, hint = _photo_and_hints(image, drawables, config)
         engine = tinct_client.load_config(PLUGIN_DIR)
-        settings = self._settings(config, engine, ENGINE_OPTIONS)
+        settings = self._settings(config, engine, (*ENGINE_OPTIONS, *CONTROL_OPTIONS))
+        settings["confidence"] = bool(config.get_property("confidence-layer"))
+        reference, reference_name = _reference(config, settings["palette"])
         client = self._client(engine)
         Gimp.progress_init(f"Tinct: colorizing '{source.get_name()}'")
         stages = {}
@@ -291,12 +407,13 @@ class TinctColorize(Gimp.PlugIn):
         _, off_x, off_y = source.get_offsets()
         pixels = _read(source, Gegl.Rectangle.new(0, 0, width, height), in_fmt)
         arrays = [(wire.array_spec("pixels", dtype, (height, width, channels)), pixels)]
-        hint = config.get_property("hint-layer")
-        if hint is not None:
+        if hint is not None:  # the part of the hint layer over the photo; transparent (no hint) elsewhere
             _, hint_x, hint_y = hint.get_offsets()
             rect = Gegl.Rectangle.new(off_x - hint_x, off_y - hint_y, width, height)
             arrays.append((wire.array_spec("hint", dtype, (height, width, 4)),
                            _read(hint, rect, f"R'G'B'A {babl}")))
+        if reference is not None:
+            arrays.append(reference)
         stages["read_s"] = time.perf_counter() - started
         Gimp.progress_update(0.1)
 
@@ -309,10 +426,16 @@ class TinctColorize(Gimp.PlugIn):
         warnings = reply.get("warnings", [])
         if warnings:
             Gimp.message("Tinct: " + " ".join(warnings))
-        out_spec = reply["arrays"][0]
+        returned = wire.split_arrays(reply, payload)
+        out_spec, out_data = returned.get("pixels", (reply["arrays"][0], payload))
         out_channels = out_spec["shape"][2] if len(out_spec["shape"]) == 3 else 1
         if out_spec["shape"][:2] != [height, width] or out_spec["dtype"] != dtype or out_channels not in (3, 4):
             raise PlugInFailure(f"the engine returned an unexpected result {out_spec}")
+        confidence = returned.get("confidence")
+        if confidence is not None and (confidence[0]["shape"] != [height, width] or confidence[0]["dtype"] != "u8"):
+            raise PlugInFailure(f"the engine returned an unexpected confidence map {confidence[0]}")
+        used = reply.get("used", {})  # what steered this result (a model may not take hints or a reference)
+        settings.update(hints=bool(used.get("hints")), reference=reference_name if used.get("reference") else None)
         Gimp.progress_update(0.9)
 
         started = time.perf_counter()
@@ -326,23 +449,70 @@ class TinctColorize(Gimp.PlugIn):
                                    BLEND_MODES[config.get_property("blend")])
             parent = source.get_parent()
             image.insert_layer(layer, parent, _result_position(image, source, parent))
-            layer.attach_parasite(Gimp.Parasite.new(RESULT_PARASITE, Gimp.PARASITE_PERSISTENT, json.dumps(
-                {"source": source.get_tattoo(), "settings": settings}).encode()))
+            marker = Gimp.Parasite.new(RESULT_PARASITE, Gimp.PARASITE_PERSISTENT, json.dumps(
+                {"source": source.get_tattoo(), "settings": settings}).encode())
+            layer.attach_parasite(marker)
             layer.set_offsets(off_x, off_y)
             out_fmt = ("R'G'B'A" if out_channels == 4 else "R'G'B'") + f" {babl}"
             buffer = layer.get_buffer()
-            buffer.set(Gegl.Rectangle.new(0, 0, width, height), out_fmt, bytes(payload))
+            buffer.set(Gegl.Rectangle.new(0, 0, width, height), out_fmt, bytes(out_data))
             buffer.flush()
             layer.update(0, 0, width, height)
             if config.get_property("selection-mask") and not Gimp.Selection.is_empty(image):
                 layer.add_mask(layer.create_mask(Gimp.AddMaskType.SELECTION))
             attach_provenance(image, [layer], reply.get("provenance"))
+            if confidence is not None:  # hidden, right above the result (the next result goes above both)
+                shown = Gimp.Layer.new(image, CONFIDENCE_LAYER_NAME, width, height, Gimp.ImageType.RGB_IMAGE, 100.0,
+                                       Gimp.LayerMode.NORMAL)
+                image.insert_layer(shown, parent, image.get_item_position(layer))
+                shown.attach_parasite(marker)
+                shown.set_offsets(off_x, off_y)
+                shown.set_visible(False)
+                buffer = shown.get_buffer()
+                buffer.set(Gegl.Rectangle.new(0, 0, width, height), "Y' u8", bytes(confidence[1]))
+                buffer.flush()
         finally:
             image.undo_group_end()
         stages["write_s"] = time.perf_counter() - started
         Gimp.progress_update(1.0)
         Gimp.displays_flush()
         self._profile({"procedure": PROC_COLORIZE, "width": width, "height": height, **stages})
+
+    # -- plug-in-tinct-add-hint-layer -------------------------------------------------------------
+
+    def run_add_hints(self, procedure, run_mode, image, drawables, config, data):
+        layer, failed = self._guarded(procedure, lambda: self._add_hint_layer(image, list(drawables)))
+        if failed is not None:
+            return failed
+        Gimp.displays_flush()
+        values = procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
+        values.remove(1)
+        values.insert(1, GObject.Value(Gimp.Layer, layer))
+        return values
+
+    @staticmethod
+    def _add_hint_layer(image: Gimp.Image, drawables: list) -> Gimp.Layer:
+        """The image's hint layer, selected: an existing one, else a new transparent layer the size and
+        place of the selected layer, right above it (a grayscale image becomes RGB, so hints have colour)."""
+        existing = _named_layer(image, HINT_LAYER_NAME)
+        if existing is not None:
+            image.set_selected_layers([existing])
+            return existing
+        source = _check_layer(image, drawables)
+        image.undo_group_start()
+        try:
+            if image.get_base_type() == Gimp.ImageBaseType.GRAY:
+                image.convert_rgb()
+            layer = Gimp.Layer.new(image, HINT_LAYER_NAME, source.get_width(), source.get_height(),
+                                   Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+            image.insert_layer(layer, source.get_parent(), image.get_item_position(source))
+            _, off_x, off_y = source.get_offsets()
+            layer.set_offsets(off_x, off_y)
+            layer.fill(Gimp.FillType.TRANSPARENT)
+            image.set_selected_layers([layer])
+        finally:
+            image.undo_group_end()
+        return layer
 
     # -- plug-in-tinct-colorize-animation ---------------------------------------------------------
 
@@ -424,6 +594,12 @@ def result_name(settings: dict) -> str:
         parts.append(f"{'+'.join(settings['post'])} {settings['post_strength']:g}")
     if settings["render_size"] != OPTIONS["render_size"].default:
         parts.append(f"{settings['render_size']}px")
+    if settings.get("hints"):
+        parts.append("hints")
+    if settings.get("reference"):
+        strength = settings.get("reference_strength", options.REFERENCE_STRENGTH)
+        parts.append(f"ref {settings['reference']}" + (f" {strength:g}" if strength != options.REFERENCE_STRENGTH
+                                                       else ""))
     return " ".join(parts)
 
 

@@ -12,12 +12,14 @@ gi.require_version("GimpUi", "3.0")
 from gi.repository import GimpUi  # noqa: E402
 
 # The options each procedure offers, in dialog order (definitions: core/options.py).
-COLORIZE_OPTIONS = ("temperature", "render_size", "post", "post_strength", "selection_mask", "blend", "provenance")
+COLORIZE_OPTIONS = ("temperature", "render_size", "post", "post_strength", "use_hints", "hint_layer",
+                    "reference_layer", "reference_file", "palette", "reference_strength", "confidence_layer",
+                    "selection_mask", "blend", "provenance")
 ANIMATION_OPTIONS = ("temperature", "render_size", "post", "post_strength", "temporal", "provenance")
 
 
 def build_dialog(procedure, config, title: str, names: tuple[str, ...], options: dict) -> GimpUi.ProcedureDialog:
-    """The filled dialog for ``procedure`` showing the model, ``names`` (keys of ``options``) and a hint layer.
+    """The filled dialog for ``procedure`` showing the model and ``names`` (keys of ``options``).
 
     Numbers get a spin scale with the option's own increments and decimals: the default
     label-spin widget guesses increments that GIMP 3.0's own checks reject
@@ -30,8 +32,5 @@ def build_dialog(procedure, config, title: str, names: tuple[str, ...], options:
             widget = dialog.get_spin_scale(option.gimp_name, 1.0)
             widget.set_increments(option.step, option.page)
             widget.set_digits(option.digits)
-    arguments = ["model", *(options[n].gimp_name for n in names)]
-    if procedure.find_argument("hint-layer") is not None:
-        arguments.append("hint-layer")
-    dialog.fill(arguments)
+    dialog.fill(["model", *(options[n].gimp_name for n in names)])
     return dialog

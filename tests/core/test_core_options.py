@@ -36,7 +36,9 @@ def test_checks_convert_and_refuse_in_one_line():
 @pytest.mark.parametrize("argv, words", [(["--temperature", "2"], "--temperature must be in [0.01, 1], got 2"),
                                          (["--post-strength", "1.5"], "--post-strength must be in [0, 1], got 1.5"),
                                          (["--post", "crf,blur"], "--post: unknown post-processing step 'blur'; choose from crf, segments, tv"),
-                                         (["--render-size", "16"], "--render-size must be in [32, 512], got 16")])
+                                         (["--render-size", "16"], "--render-size must be in [32, 512], got 16"),
+                                         (["--reference-strength", "11"],
+                                          "--reference-strength must be in [0, 10], got 11")])
 def test_the_command_line_refuses_values_outside_the_table_in_one_line(argv, words, capsys, tmp_path):
     assert tinct(["colorize", str(tmp_path / "x.png"), *argv]) == 2
     err = capsys.readouterr().err
@@ -51,3 +53,19 @@ def test_the_worker_takes_defaults_and_refuses_the_same_values():
     assert opts["post"] == ("crf", "tv") and opts["post_strength"] == 1.0
     with pytest.raises(RequestError, match=r"post_strength must be in \[0, 1\], got 2"):
         EngineHandler._options({"options": {"post": ["crf"], "post_strength": 2}})
+
+
+def test_palette_choices_are_the_engines():
+    from core.reference import PALETTE_DIR, PALETTES, load_palette
+
+    assert PALETTES == ("parchment", "aged-paper", "white-paper")
+    assert [c.value for c in options.OPTIONS["palette"].choices] == [options.NO_PALETTE, *PALETTES]
+    for name in PALETTES:
+        assert (PALETTE_DIR / f"{name}.json").is_file() and float(load_palette(name).sum()) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("argv, words", [(["--palette", "sepia"], "invalid choice: 'sepia' (choose from none, ")])
+def test_the_command_line_offers_the_tables_choices(argv, words, capsys, tmp_path):
+    with pytest.raises(SystemExit):
+        tinct(["colorize", str(tmp_path / "x.png"), *argv])
+    assert words in capsys.readouterr().err.replace("'none'", "none")

@@ -4,8 +4,14 @@
 go, as GIMP sees it), ``model`` (the model's choice id), ``args`` (procedure arguments for every
 case) and ``cases`` (see ``run_case``). It writes ``procedures.json`` (each procedure's image
 types and arguments) and, for each case, ``<name>.json`` (statuses, error message, layer stack,
-names, modes, masks) and raw pixel dumps ``<name>.src_before`` / ``.src_after`` / ``.new``
-that the host checks with numpy.
+names, modes, masks, visibility; per run the layers it added) and raw pixel dumps
+``<name>.src_before`` / ``.src_after`` / ``.new`` and, per run K, ``<name>.runK`` (its result
+layer) and ``<name>.runK.confidence`` (its confidence layer, if any) that the host checks with numpy.
+
+Argument values ``{"layer": NAME}`` and ``{"file": PATH}`` become that layer of the image and a
+``Gio.File``. Cases may also become RGB first (``rgb``), ``add_layers`` (``[{"path", "name"}]``, loaded from files below the
+photo, hidden), run ``add_hint_layer`` first, and ``paint`` rectangles ``[x, y, w, h, [r, g, b]]``
+(8-bit, opaque) onto the hint layer.
 """
 
 import json
@@ -25,6 +31,18 @@ def dump(drawable, fmt, path):
         handle.write(data)
 
 
+def named_layer(image, name):
+    return next((layer for layer in image.get_layers() if layer.get_name() == name), None)
+
+
+def argument(image, value):
+    if isinstance(value, dict) and "layer" in value:
+        return named_layer(image, value["layer"])
+    if isinstance(value, dict) and "file" in value:
+        return Gio.File.new_for_path(value["file"])
+    return value
+
+
 def run_procedure(name, image, drawables, **args):
     procedure = PDB.lookup_procedure(name)
     config = procedure.create_config()
@@ -32,7 +50,7 @@ def run_procedure(name, image, drawables, **args):
     config.set_property("image", image)
     config.set_core_object_array("drawables", drawables)
     for key, value in args.items():
-        config.set_property(key.replace("_", "-"), value)
+        config.set_property(key.replace("_", "-"), argument(image, value))
     started = time.perf_counter()
     result = procedure.run(config)
     return result, time.perf_counter() - started
@@ -67,7 +85,8 @@ def describe(procedure):
 def layer_info(layer):
     _, x, y = layer.get_offsets()
     return {"name": layer.get_name(), "width": layer.get_width(), "height": layer.get_height(), "x": x, "y": y,
-            "mode": layer.get_mode().value_nick, "mask": layer.get_mask() is not None, "alpha": layer.has_alpha()}
+            "mode": layer.get_mode().value_nick, "mask": layer.get_mask() is not None, "alpha": layer.has_alpha(),
+            "visible": layer.get_visible()}
 
 
 def prepare(case):
@@ -89,6 +108,13 @@ def prepare(case):
     if case.get("indexed"):
         image.convert_indexed(Gimp.ConvertDitherType.NONE, Gimp.ConvertPaletteType.GENERATE, 16, False, False, "")
         layer = image.get_layers()[0]
+    if case.get("rgb"):
+        image.convert_rgb()
+    for extra in case.get("add_layers", []):
+        added = Gimp.file_load_layer(Gimp.RunMode.NONINTERACTIVE, image, Gio.File.new_for_path(extra["path"]))
+        added.set_name(extra["name"])
+        image.insert_layer(added, None, len(image.get_layers()))
+        added.set_visible(False)
     if case.get("frames"):
         for index in range(1, case["frames"]):
             frame = layer.copy()
@@ -123,14 +149,39 @@ def run_case(case):
     else:
         if not case.get("group"):
             dump(source, fmt, os.path.join(OUT, f"{name}.src_before"))
+        if case.get("add_hint_layer"):
+            result, _ = run_procedure("plug-in-tinct-add-hint-layer", image, [source])
+            record["add_hint_layer"] = [result.index(0).value_nick, error_of(result)]
+            if result.index(0) == Gimp.PDBStatusType.SUCCESS:
+                record["hint_layer"] = layer_info(result.index(1))
+                record["selected"] = [layer.get_name() for layer in image.get_selected_layers()]
+                again, _ = run_procedure("plug-in-tinct-add-hint-layer", image, [source])
+                record["hint_layer_again"] = again.index(1).get_id() == result.index(1).get_id()
+        for x, y, w, h, rgb in case.get("paint", []):
+            hints = named_layer(image, "Tinct hints")
+            shadow = hints.get_shadow_buffer()
+            shadow.set(Gegl.Rectangle.new(x, y, w, h), "R'G'B'A u8", bytes([*rgb, 255]) * (w * h))
+            shadow.flush()
+            hints.merge_shadow(True)
+            hints.update(x, y, w, h)
         before = [layer.get_name() for layer in image.get_layers()]
         args = {"model": PARAMS["model"], **PARAMS.get("args", {}), **case.get("args", {})}
-        timings = []
+        timings, runs = [], []
         for run_args in [{}, *case.get("then", [])]:  # "then": arguments of later runs on the same layer
             for _ in range(case.get("repeat", 1)):
-                result, seconds = run_procedure("plug-in-tinct-colorize", image, [source], **{**args, **run_args})
+                known = {layer.get_id() for layer in image.get_layers()}
+                result, seconds = run_procedure("plug-in-tinct-colorize", image, [case.get("select_layer") and
+                                                named_layer(image, case["select_layer"]) or source],
+                                                **{**args, **run_args})
                 timings.append(seconds)
+                added = [layer for layer in image.get_layers() if layer.get_id() not in known]
+                for layer in added if case.get("dump_runs", True) else ():
+                    suffix = ".confidence" if layer.get_name().startswith("Tinct confidence") else ""
+                    dump(layer, fmt, os.path.join(OUT, f"{name}.run{len(runs)}{suffix}"))
+                runs.append({"status": result.index(0).value_nick, "error": error_of(result),
+                             "added": [layer_info(layer) for layer in added]})
         record["seconds"] = timings
+        record["runs"] = runs
         record["status"] = result.index(0).value_nick
         record["error"] = error_of(result)
         layers = image.get_layers()
@@ -148,7 +199,7 @@ def run_case(case):
 
 
 registered = {name: PDB.lookup_procedure(name) is not None
-              for name in ("plug-in-tinct-colorize", "plug-in-tinct-colorize-animation")}
+              for name in ("plug-in-tinct-colorize", "plug-in-tinct-add-hint-layer", "plug-in-tinct-colorize-animation")}
 with open(os.path.join(OUT, "registered.json"), "w") as handle:
     json.dump(registered, handle)
 with open(os.path.join(OUT, "procedures.json"), "w") as handle:

@@ -102,7 +102,7 @@ def test_procedures_are_registered(gimp_session):
     out, done = run_gimp(gimp_session, [])
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads((out / "registered.json").read_text()) == {
-        "plug-in-tinct-colorize": True, "plug-in-tinct-colorize-animation": True}
+        "plug-in-tinct-colorize": True, "plug-in-tinct-add-hint-layer": True, "plug-in-tinct-colorize-animation": True}
 
 
 @pytest.mark.parametrize("name", ["gray8", "rgb8_mask", "gray16", "float_alpha_offsets"])
@@ -179,7 +179,13 @@ def test_procedures_take_their_arguments_from_the_option_table(gimp_session):
         assert procedure["image_types"] == "RGB*, GRAY*", name  # indexed images: menu item greyed out
         arguments = {a["name"]: a for a in procedure["arguments"]}
         offered = [option for option in OPTIONS.values() if option.gimp_name in arguments]
+        if name == "plug-in-tinct-add-hint-layer":
+            assert offered == [], offered  # nothing to choose: it adds an empty layer
+            continue
         assert {"temperature", "render_size", "post", "post_strength"} <= {o.name for o in offered}
+        if name == "plug-in-tinct-colorize":
+            assert {"use_hints", "hint_layer", "reference_layer", "reference_file", "palette", "reference_strength",
+                    "confidence_layer"} <= {o.name for o in offered}
         for option in offered:
             argument = arguments[option.gimp_name]
             assert (argument["label"], argument["tooltip"]) == (option.label, option.tooltip)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import stat
@@ -292,26 +293,34 @@ def test_a_client_that_goes_away_stops_a_sequence(run_dir, tmp_path):
 
 
 def test_worker_user_control_hints_reference_palette_confidence(run_dir):
-    """Protocol 2: a reference array, a palette, a confidence map in the reply, warnings for what a model cannot use."""
+    """A reference array, a palette, a confidence map in the reply, warnings for what a model cannot use, and the
+    reply's ``used`` (what steered the result); option values are checked by ``core.options``."""
     gray = np.repeat(np.linspace(0, 255, 48 * 40).reshape(40, 48, 1), 3, axis=2).astype(np.uint8)
     arrays = [(wire.array_spec("pixels", "u8", gray.shape), gray.tobytes())]
     client = _client(run_dir)
     base = {"model": "tinct-small-v1", "temperature": 0.38, "render_size": 64}  # classification, no hints
     plain, plain_payload = client.request("colorize", base, arrays)
+    assert plain["used"] == {"hints": False, "reference": False, "confidence": False}
     red = np.zeros((30, 20, 3), np.uint8)
     red[:] = (200, 40, 40)
     reply, payload = client.request("colorize", {**base, "confidence": True},
                                     arrays + [(wire.array_spec("reference", "u8", red.shape), red.tobytes())])
     parts = wire.split_arrays(reply, payload)
+    assert (reply["used"]["reference"], reply["used"]["confidence"]) == (True, True)
     assert [spec["name"] for spec in reply["arrays"]] == ["pixels", "confidence"]
     assert parts["confidence"][0]["shape"] == [40, 48] and parts["confidence"][0]["dtype"] == "u8"
     steered = np.frombuffer(parts["pixels"][1], np.uint8).reshape(40, 48, 3).astype(int)
     before = np.frombuffer(plain_payload, np.uint8).reshape(40, 48, 3).astype(int)
     assert (steered[..., 0] - steered[..., 2]).mean() > (before[..., 0] - before[..., 2]).mean()  # redder
     reply, _ = client.request("colorize", {**base, "palette": "parchment"}, arrays)
-    assert reply["ok"] and "warnings" not in reply
-    with pytest.raises(client_mod.EngineError, match="unknown palette"):
-        client.request("colorize", {**base, "palette": "sepia"}, arrays)
+    assert reply["ok"] and "warnings" not in reply and reply["used"]["reference"]
+    reply, none_payload = client.request("colorize", {**base, "palette": "none", "reference_strength": 3.0}, arrays)
+    assert not reply["used"]["reference"] and none_payload == plain_payload
+    for options, words in (({"palette": "sepia"}, "palette must be one of none, parchment"),
+                           ({"palette": "parchment", "reference_strength": 11}, "reference_strength must be in [0, 10]"),
+                           ({"confidence": "yes"}, "confidence must be true or false")):
+        with pytest.raises(client_mod.EngineError, match=re.escape(words)):
+            client.request("colorize", {**base, **options}, arrays)
     with pytest.raises(client_mod.EngineError, match="gray"):
         client.request("colorize", base, arrays + [(wire.array_spec("reference", "u8", gray.shape), gray.tobytes())])
 
@@ -326,6 +335,7 @@ def test_worker_user_control_hints_reference_palette_confidence(run_dir):
     assert bytes(hinted) != bytes(unhinted)
     reply, payload = client.request("colorize", {**base, "model": "tinct-small-l2", "confidence": True,
                                                  "palette": "parchment"}, arrays + [hint_array])
+    assert reply["used"] == {"hints": False, "reference": False, "confidence": False}
     assert [spec["name"] for spec in reply["arrays"]] == ["pixels"]
     warnings = reply["warnings"]
     assert len(warnings) == 3 and sum("regression model" in w for w in warnings) == 2, warnings

@@ -54,6 +54,7 @@ def measure(megapixels: float, repeat: int) -> list[dict[str, Any]]:
 
     from .bench import synthetic_size
     from .imageio import output_metadata, write_image
+    from .pixels import PEAK
     from .provenance import Record
 
     record = Record(model="tinct-small", weights_sha256="0" * 64, temperature=0.38, decode="annealed",
@@ -64,7 +65,7 @@ def measure(megapixels: float, repeat: int) -> list[dict[str, Any]]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="tinct-bench-provenance-") as folder:
         for name, suffix, dtype in FORMATS:
-            peak = 255 if dtype == "uint8" else 65535
+            peak = PEAK[np.dtype(dtype)]
             pixels = (base * peak).astype(dtype)
             target = Path(folder) / f"out{suffix}"
             (build,) = _median_seconds(lambda: output_metadata(None, record), repeat=repeat)

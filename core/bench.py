@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .errors import UsageError
+
 STAGES: tuple[str, ...] = ("read", "lab", "content", "network", "decode", "upsample", "merge", "write")
 DEFAULT_SIZES = "1,12"
 DEFAULT_MODELS = "eccv16,default"
@@ -258,11 +260,9 @@ def run(args: argparse.Namespace) -> int:
         sizes = _parse_list(args.sizes, float)
         models = _parse_list(args.models, str)
     except ValueError as error:
-        print(f"tinct bench: error: {error}", file=sys.stderr)
-        return 2
+        raise UsageError(str(error)) from None
     if args.repeat < 1 or any(s <= 0 for s in sizes):
-        print("tinct bench: error: --repeat and --sizes must be positive", file=sys.stderr)
-        return 2
+        raise UsageError("--repeat and --sizes must be positive")
     post: list[str] = []
     if args.post.strip():
         from .post import parse_post_steps

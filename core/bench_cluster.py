@@ -31,6 +31,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .errors import UsageError
+
 TARGETS = {"photos_2_vs_1_workers": 1.8, "photos_cluster_vs_local": 0.95, "film_2_vs_1_workers": 1.7}
 ARCHIVE_SCANS = 1_000_000
 ARCHIVE_WORKERS = (1, 10, 100, 1000)
@@ -268,16 +270,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         worker_counts = sorted({int(v) for v in args.workers.split(",") if v.strip()})
     except ValueError:
-        print(f"tinct bench-cluster: error: --workers must be comma-separated integers, got {args.workers!r}",
-              file=sys.stderr)
-        return 2
+        raise UsageError(f"--workers must be comma-separated integers, got {args.workers!r}") from None
     try:
         import distributed  # noqa: F401
     except ImportError:
         from core.runs import CLUSTER_INSTALL_HINT
 
-        print(f"tinct bench-cluster: error: needs Dask: {CLUSTER_INSTALL_HINT}", file=sys.stderr)
-        return 2
+        raise UsageError(f"needs Dask: {CLUSTER_INSTALL_HINT}") from None
     report: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                                           "python": platform.python_version(),
                                           "load_average_before": [round(v, 2) for v in os.getloadavg()]}}

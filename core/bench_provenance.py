@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from .errors import UsageError
 
 TARGET_MS = 5.0
 FORMATS = (("png", ".png", "uint8"), ("png16", ".png", "uint16"), ("jpg", ".jpg", "uint8"),
@@ -80,8 +81,7 @@ def measure(megapixels: float, repeat: int) -> list[dict[str, Any]]:
 
 def run(args: argparse.Namespace) -> int:
     if args.repeat < 1 or args.megapixels <= 0:
-        print("tinct bench-provenance: error: --repeat and --megapixels must be positive", file=sys.stderr)
-        return 2
+        raise UsageError("--repeat and --megapixels must be positive")
     rows = measure(args.megapixels, args.repeat)
     print(f"{'format':<8}{'metadata ms':>13}{'write ms':>10}{'without ms':>12}{'difference ms':>15}")
     for row in rows:

@@ -74,16 +74,29 @@ def _command_named_in(argv: Sequence[str]) -> str | None:
 
 def _not_installed(name: str):
     def run(args: argparse.Namespace) -> int:
-        print(f"tinct {name}: error: this installation does not include the '{name}' command", file=sys.stderr)
-        return 2
+        from .errors import UsageError
+
+        raise UsageError(f"this installation does not include the '{name}' command")
 
     return run
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, but text that has its own line breaks (the exit-status table) keeps them."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The ``tinct`` parser. Without ``argv`` every sub-command is complete (all modules imported);
     with it, only the module of the command ``argv`` names is imported, the others are listed."""
-    parser = argparse.ArgumentParser(prog="tinct", description=DESCRIPTION)
+    from .errors import exit_codes_help
+
+    parser = argparse.ArgumentParser(prog="tinct", description=DESCRIPTION, epilog=exit_codes_help(),
+                                     formatter_class=_HelpFormatter)
     from . import __version__
 
     parser.add_argument("--version", action="version", version=f"tinct {__version__}")
@@ -102,35 +115,23 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _expected_errors() -> tuple[type[BaseException], ...]:
-    from .device import DeviceError
-    from .fs import FileWriteError
-    from .imageio import ImageReadError
-
-    errors: list[type[BaseException]] = [DeviceError, ImageReadError, FileWriteError]  # ImageWriteError included
-    weights_fetch = _import_if_present("weights_fetch")
-    if weights_fetch is not None:
-        errors.append(weights_fetch.WeightsError)
-    return tuple(errors)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``tinct`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
+    """Run ``tinct`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status (``core.errors``).
+
+    The one place that prints a command's failure: one line, and the status of its kind."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
+    from .errors import USAGE, report
+
     if func is None:
         parser.print_help()
-        return 2
+        return USAGE
     try:
         return int(func(args) or 0)
-    except KeyboardInterrupt:
-        print("tinct: interrupted", file=sys.stderr)
-        return 130
-    except _expected_errors() as error:
-        print(f"tinct {args.command}: error: {error}", file=sys.stderr)
-        return 1
+    except (Exception, KeyboardInterrupt) as error:
+        return report(f"tinct {args.command}", error)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from .device import DEVICE_CHOICES
+from .errors import FAILED, INPUT, OUTPUT, InputError, Interrupted, OutputError, UsageError, batch_exit_code
 from .imageio import (DEFAULT_MAX_MEGAPIXELS, FORMAT_SUFFIX, OUTPUT_FORMATS, DecodedImage, ImageReadError,
                       ImageWriteError, read_image, write_image)
 from .interrupt import Terminated, sigterm_as_interrupt
@@ -267,8 +268,9 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
-# report(job, error, seconds): called once per job; error is None on success.
-Report = Callable[[Job, "str | None", float], None]
+# report(job, error, seconds[, code=...]): called once per job; error (one line) is None on success, code the
+# failure's exit status (core.errors; FAILED when not given).
+Report = Callable[..., None]
 
 
 def _batches(jobs: list[Job], size: int, report: Report,
@@ -281,7 +283,7 @@ def _batches(jobs: list[Job], size: int, report: Report,
         try:
             decoded = read_image(job.source, max_megapixels=max_megapixels)
         except ImageReadError as error:
-            report(job, str(error), time.perf_counter() - start)
+            report(job, str(error), time.perf_counter() - start, code=INPUT)
             continue
         except MemoryError:
             report(job, f"{job.source}: not enough memory to read it", time.perf_counter() - start)
@@ -408,7 +410,7 @@ def colorize_jobs(colorizer, jobs: list[Job], *, options: dict, mask: np.ndarray
         for job, decoded, seconds in batch:
             if mask is not None and mask.shape != decoded.pixels.shape[:2]:
                 report(job, f"{job.source}: the mask is {mask.shape[1]}x{mask.shape[0]} but the image is "
-                            f"{decoded.pixels.shape[1]}x{decoded.pixels.shape[0]}", seconds)
+                            f"{decoded.pixels.shape[1]}x{decoded.pixels.shape[0]}", seconds, code=INPUT)
                 continue
             if controls is not None:
                 from .cli_control import ControlInputError
@@ -416,7 +418,7 @@ def colorize_jobs(colorizer, jobs: list[Job], *, options: dict, mask: np.ndarray
                 try:
                     per_job[job.source] = controls(job, decoded)
                 except ControlInputError as error:
-                    report(job, f"{job.source}: {error}", seconds)
+                    report(job, f"{job.source}: {error}", seconds, code=INPUT)
                     continue
             ready.append((job, decoded, seconds))
         if not ready:
@@ -442,7 +444,7 @@ def colorize_jobs(colorizer, jobs: list[Job], *, options: dict, mask: np.ndarray
 
                     write_confidence(confidence_paths[job.source], confidence)
             except ImageWriteError as error:
-                report(job, str(error), seconds + share + time.perf_counter() - start)
+                report(job, str(error), seconds + share + time.perf_counter() - start, code=OUTPUT)
                 continue
             except MemoryError:
                 report(job, f"{job.target}: not enough memory to write it", seconds + share + time.perf_counter() - start)
@@ -463,36 +465,35 @@ def _open_manifest(args: argparse.Namespace, skipped: list[Job]):
 
 
 def run(args: argparse.Namespace) -> int:
-    """Colorize every input; returns 0 when all succeeded, 1 when any failed, 2 for bad arguments."""
+    """Colorize every input; returns 0 when all succeeded, else the status of the failures (``core.errors``:
+    theirs when they share one, else 1). Raises a ``TinctError`` for what stops the whole run."""
     problem = _check_arguments(args)
     if problem:
-        print(f"tinct colorize: error: {problem}", file=sys.stderr)
-        return 2
+        raise UsageError(problem)
     post: tuple[str, ...] = args.post  # converted to steps by check_arguments (core.options)
     files, problems = expand_inputs(args.inputs, args.suffix)
     if args.output is not None and len(files) > 1:
-        print(f"tinct colorize: error: -o takes a single input, got {len(files)} files; use --out-dir", file=sys.stderr)
-        return 2
+        raise UsageError(f"-o takes a single input, got {len(files)} files; use --out-dir")
     if args.out_dir is not None and files:
         problem = _prepare_out_dir(args.out_dir)  # before the model loads: a bad location fails at once
         if problem:
-            print(f"tinct colorize: error: {problem}", file=sys.stderr)
-            return 2
+            raise OutputError(problem)
     skipped: list[Job] = []
     jobs, plan_problems = plan_jobs(files, args, skipped)
     jobs, folder_problems = _unwritable(jobs)
     plan_problems += folder_problems
     for flag, value in (("--hints", args.hints), ("--confidence", args.confidence)):
         if value is not None and len(jobs) + len(plan_problems) > 1:
-            print(f"tinct colorize: error: {flag} FILE takes a single input, got {len(jobs) + len(plan_problems)}; "
-                  f"use {flag}-dir DIR", file=sys.stderr)
-            return 2
-    from .cli_control import ControlInputError, model_problem, plan_confidence, read_reference
+            raise UsageError(f"{flag} FILE takes a single input, got {len(jobs) + len(plan_problems)}; "
+                             f"use {flag}-dir DIR")
+    from .cli_control import model_problem, plan_confidence, read_reference
 
     confidence_paths, confidence_problems = plan_confidence(jobs, args)
     if confidence_problems:
         jobs = [job for job in jobs if job.source in confidence_paths]
     plan_problems += confidence_problems
+    # the status of each failure: inputs that are not there, outputs that cannot be written
+    codes = [INPUT] * len(problems) + [OUTPUT] * len(plan_problems)
     problems += plan_problems
     for message in problems:
         print(f"tinct colorize: error: {message}", file=sys.stderr)
@@ -503,9 +504,10 @@ def run(args: argparse.Namespace) -> int:
             try:
                 _open_manifest(args, skipped).close()
             except OSError as error:
-                print(f"tinct colorize: error: {error}", file=sys.stderr)
-                return 2
-        return 1 if problems or not (files or skipped) else 0
+                raise OutputError(f"--manifest: {error}") from None
+        if not (problems or files or skipped):
+            raise InputError("no image files in the given inputs")
+        return batch_exit_code(codes)
 
     if args.mask is not None and not args.mask_colorize and not post:
         print("tinct colorize: note: --mask only limits --post steps or, with --mask-colorize, the colorization; "
@@ -515,15 +517,10 @@ def run(args: argparse.Namespace) -> int:
         try:
             mask = _read_mask(args.mask, args.max_megapixels)
         except ImageReadError as error:
-            print(f"tinct colorize: error: --mask: {error}", file=sys.stderr)
-            return 2
+            raise InputError(f"--mask: {error}") from None
     reference = None
     if args.reference is not None:
-        try:
-            reference = read_reference(args.reference)
-        except ControlInputError as error:
-            print(f"tinct colorize: error: {error}", file=sys.stderr)
-            return 2
+        reference = read_reference(args.reference)  # ControlInputError: an input error
     elif args.palette is not None:
         reference = args.palette
 
@@ -540,8 +537,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         manifest = _open_manifest(args, skipped) if args.manifest is not None else None
     except OSError as error:
-        print(f"tinct colorize: error: {error}", file=sys.stderr)
-        return 2
+        raise OutputError(f"--manifest: {error}") from None
 
     from tqdm import tqdm
 
@@ -549,9 +545,10 @@ def run(args: argparse.Namespace) -> int:
     failed: list[Job] = []
     chosen = {"photo": 0, "document": 0}
 
-    def report(job: Job, error: str | None, seconds: float, worker: str | None = "local") -> None:
+    def report(job: Job, error: str | None, seconds: float, worker: str | None = "local", code: int = FAILED) -> None:
         if error is not None:
             failed.append(job)
+            codes.append(code)
             tqdm_write(f"tinct colorize: error: {error}")
         elif len(jobs) == 1:
             print(job.target)
@@ -563,22 +560,17 @@ def run(args: argparse.Namespace) -> int:
     try:
         with sigterm_as_interrupt():
             if args.scheduler:
-                from .cluster import ClusterError, colorize_on_cluster
+                from .cluster import colorize_on_cluster
 
-                try:
-                    colorize_on_cluster(jobs, args, options, report, chosen, reference=reference,
-                                        confidence_paths=confidence_paths, steering=steering)
-                except ClusterError as error:
-                    tqdm_write(f"tinct colorize: error: {error}")
-                    return 2
+                colorize_on_cluster(jobs, args, options, report, chosen, reference=reference,
+                                    confidence_paths=confidence_paths, steering=steering)  # ClusterError: one line
             else:
                 from .pipeline import Colorizer
 
                 colorizer = Colorizer(args.model, args.device, fetch=args.fetch)  # WeightsMissing -> the frame prints its how-to
                 problem = model_problem(colorizer, args)
                 if problem:
-                    tqdm_write(f"tinct colorize: error: {problem}")
-                    return 2
+                    raise UsageError(problem)
                 colorize_jobs(colorizer, jobs, options=options, mask=mask, batch_size=args.batch_size,
                               jpeg_quality=args.jpeg_quality, max_megapixels=args.max_megapixels,
                               provenance=args.provenance, report=report, chosen=chosen,
@@ -586,8 +578,7 @@ def run(args: argparse.Namespace) -> int:
                               confidence_paths=confidence_paths, steering=steering)
     except Terminated:
         progress.close()
-        print("tinct colorize: terminated; nothing half-written is left", file=sys.stderr)
-        return 143
+        raise Interrupted("terminated; nothing half-written is left", terminated=True) from None
     finally:
         progress.close()
         if manifest is not None:
@@ -596,11 +587,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"tinct colorize: content (auto): {chosen['photo']} photo(s), {chosen['document']} document(s)",
               file=sys.stderr)
     failures = len(problems) + len(failed)
-    if len(jobs) > 1 or failures:
+    if len(jobs) + len(problems) > 1:  # one input: its one line says it all
         done = len(jobs) - len(failed)
         summary = f"tinct colorize: {done} of {len(jobs) + len(plan_problems)} image(s) colorized"
         if failures:
             names = ", ".join(str(job.source) for job in failed[:5]) + (", ..." if len(failed) > 5 else "")
             summary += f", {failures} failed" + (f" ({names})" if failed else "")
         print(summary, file=sys.stderr)
-    return 1 if failures else 0
+    return batch_exit_code(codes)

@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .errors import InputError
 from .fs import write_atomically
 from .imageio import ImageReadError, read_image
 
 
-class ControlInputError(ValueError):
+class ControlInputError(InputError, ValueError):
     """A hint, reference or confidence file that cannot be used; the message is one line."""
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import torch
 
+from .errors import UsageError
+
 DEVICE_CHOICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
 
 
-class DeviceError(ValueError):
-    """A requested device does not exist or is not available on this machine."""
+class DeviceError(UsageError, ValueError):
+    """A requested device does not exist or is not available on this machine (``--device`` is wrong here)."""
 
 
 def _mps_available() -> bool:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import heapq
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import torch
 from PIL import Image
 
 from .color import lab_to_rgb, rgb_to_lab
+from .errors import InputError, OutputError, UsageError
 from .fs import write_atomically
 from .imageio import read_image
 from .metrics import auc_ab, colorfulness, mean_cast, psnr, wrong_vivid_mask
@@ -98,7 +98,7 @@ def read_colour_image(path: Path) -> torch.Tensor | None:
 
 def _read_list(path: Path) -> list[str]:
     if not path.is_file():
-        raise FileNotFoundError(f"evaluation list not found: {path}")
+        raise InputError(f"evaluation list not found: {path}")
     return [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
 
 
@@ -116,7 +116,7 @@ def set_files(name: str, root: Path | None = None) -> list[Path]:
         illuminated = set(_read_list(ILLUMINATED_LIST))
         keep = [p for p in pages if (p in illuminated) == (name == "documents-illuminated")]
         return [root / "documents" / rel for rel in keep]
-    raise ValueError(f"unknown evaluation set {name!r} (choose from {', '.join(EVAL_SETS)})")
+    raise UsageError(f"unknown evaluation set {name!r} (choose from {', '.join(EVAL_SETS)})")
 
 
 def parse_sets(text: str) -> list[str]:
@@ -124,9 +124,9 @@ def parse_sets(text: str) -> list[str]:
     names = list(EVAL_SETS) if text.strip() == "all" else [s.strip() for s in text.split(",") if s.strip()]
     for n in names:
         if n not in EVAL_SETS:
-            raise ValueError(f"unknown evaluation set {n!r} (choose from {', '.join(EVAL_SETS)} or all)")
+            raise UsageError(f"unknown evaluation set {n!r} (choose from {', '.join(EVAL_SETS)} or all)")
     if not names:
-        raise ValueError("--sets is empty")
+        raise UsageError("--sets is empty")
     return names
 
 
@@ -144,7 +144,7 @@ def evaluation_files(paths: list[str], limit: int | None) -> list[Path]:
             elif p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
                 files.append(p)
             else:
-                raise FileNotFoundError(f"not an image file or folder: {p}")
+                raise InputError(f"not an image file or folder: {p}")
     return files[:limit] if limit else files
 
 
@@ -209,7 +209,7 @@ def evaluate(
     if colorizers is None:
         colorizers = {m: Colorizer(m, device=device) for m in models}
     if worst is not None and worst.model not in models:
-        raise ValueError(f"--grid-worst {worst.model}: that model is not among the evaluated models ({', '.join(models)})")
+        raise UsageError(f"--grid-worst {worst.model}: that model is not among the evaluated models ({', '.join(models)})")
     scores = {m: ModelScores() for m in [GRAY_BASELINE, *models]}
     gt_colorfulness: list[float] = []
     skipped: list[str] = []
@@ -231,7 +231,7 @@ def evaluate(
         if worst is not None:
             worst.offer(scores[worst.model].wrong_vivid[-1], f"{label}/{path.name}", [*row, rgb])
     if not gt_colorfulness:
-        raise ValueError("no colour images to evaluate")
+        raise InputError("no colour images to evaluate")
     gt = float(np.mean(gt_colorfulness))
     report = {
         "images": len(gt_colorfulness),
@@ -283,7 +283,7 @@ def save_worst_grid(worst: WorstImages, models: list[str], path: Path) -> None:
     """input | the worst model | the other models | truth, one row per image, the most wrong-vivid first."""
     rows = worst.rows()
     if not rows:
-        raise ValueError("no images for the worst-images grid")
+        raise InputError("no images for the worst-images grid")
     order = [0, 1 + models.index(worst.model)] + [1 + i for i, m in enumerate(models) if m != worst.model] + [len(models) + 1]
     header = ["input (L)", worst.model, *[m for m in models if m != worst.model], "ground truth"]
     pil_rows = [[tiles[i] for i in order] for _, _, tiles in rows]
@@ -347,54 +347,47 @@ def run(args: argparse.Namespace) -> int:
     from .pipeline import Colorizer
     from .post import parse_post_steps
 
+    problem = check_arguments(args, ("temperature",))
+    if problem:
+        raise UsageError(problem)
     try:
-        problem = check_arguments(args, ("temperature",))
-        if problem:
-            raise ValueError(problem)
         post = parse_post_steps(args.post) if args.post else ()
-        models = [m.strip() for m in args.models.split(",") if m.strip()]
-        if args.inputs and args.sets:
-            raise ValueError("give either INPUT files/folders or --sets, not both")
-        worst_out = None
-        if args.grid_worst is not None:
-            if args.grid_worst not in models:
-                raise ValueError(f"--grid-worst {args.grid_worst}: not among --models ({', '.join(models)})")
-            worst_out = args.grid_worst_out or Path(f"worst_{args.grid_worst}.png")
-            if args.grid_worst_out is None and worst_out.exists():  # only a path the user named is replaced
-                raise FileExistsError(f"{worst_out} exists; name the grid with --grid-worst-out")
-        if args.inputs:
-            sets = {"inputs": evaluation_files(args.inputs, args.limit)}
-        else:
-            names = parse_sets(args.sets or "all")
-            sets = {n: set_files(n)[: args.limit] if args.limit else set_files(n) for n in names}
-            for n, files in sets.items():
-                missing = [f for f in files if not f.is_file()]
-                if missing:
-                    raise FileNotFoundError(f"set {n}: {len(missing)} listed files missing, e.g. {missing[0]}")
-        colorizers = {m: Colorizer(m, device=args.device) for m in models}
-        worst = WorstImages(args.grid_worst) if args.grid_worst else None
-        reports = {}
-        for name, files in sets.items():
-            reports[name] = evaluate(files, models, temperature=args.temperature, render_size=args.render_size,
-                                     post=post, grid=_grid_path(args.grid, name, len(sets) > 1),
-                                     colorizers=colorizers, worst=worst, label=name)
-            print(format_table(reports[name], title=name if len(sets) > 1 or name != "inputs" else None))
-            print()
-        result: dict = {"sets": reports}
-        if worst is not None:
-            save_worst_grid(worst, models, worst_out)
-            result["grid_worst"] = str(worst_out)
-            print(f"worst-images grid: {worst_out}")
-        if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            write_atomically(args.json, lambda f: f.write(json.dumps(result, indent=1).encode()))
-    except Exception as exc:  # one readable line for the user; the traceback helps nobody here
-        from weights_fetch import WeightsError
-
-        from .imageio import ImageWriteError
-
-        if not isinstance(exc, (WeightsError, ValueError, OSError, ImageWriteError)):
-            raise
-        print(f"tinct eval: {exc}", file=sys.stderr)
-        return 1
+    except ValueError as error:
+        raise UsageError(f"--post: {error}") from None
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if args.inputs and args.sets:
+        raise UsageError("give either INPUT files/folders or --sets, not both")
+    worst_out = None
+    if args.grid_worst is not None:
+        if args.grid_worst not in models:
+            raise UsageError(f"--grid-worst {args.grid_worst}: not among --models ({', '.join(models)})")
+        worst_out = args.grid_worst_out or Path(f"worst_{args.grid_worst}.png")
+        if args.grid_worst_out is None and worst_out.exists():  # only a path the user named is replaced
+            raise OutputError(f"{worst_out} exists; name the grid with --grid-worst-out")
+    if args.inputs:
+        sets = {"inputs": evaluation_files(args.inputs, args.limit)}
+    else:
+        names = parse_sets(args.sets or "all")
+        sets = {n: set_files(n)[: args.limit] if args.limit else set_files(n) for n in names}
+        for n, files in sets.items():
+            missing = [f for f in files if not f.is_file()]
+            if missing:
+                raise InputError(f"set {n}: {len(missing)} listed files missing, e.g. {missing[0]}")
+    colorizers = {m: Colorizer(m, device=args.device) for m in models}
+    worst = WorstImages(args.grid_worst) if args.grid_worst else None
+    reports = {}
+    for name, files in sets.items():
+        reports[name] = evaluate(files, models, temperature=args.temperature, render_size=args.render_size,
+                                 post=post, grid=_grid_path(args.grid, name, len(sets) > 1),
+                                 colorizers=colorizers, worst=worst, label=name)
+        print(format_table(reports[name], title=name if len(sets) > 1 or name != "inputs" else None))
+        print()
+    result: dict = {"sets": reports}
+    if worst is not None:
+        save_worst_grid(worst, models, worst_out)
+        result["grid_worst"] = str(worst_out)
+        print(f"worst-images grid: {worst_out}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(args.json, lambda f: f.write(json.dumps(result, indent=1).encode()))
     return 0

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from .color import lab_to_rgb, rgb_to_lab
+from .errors import InputError, UsageError
 from .evaluate import ModelScores, evaluation_files, read_colour_image, save_grid
 from .hints import patch_hints
 from .fs import write_atomically
@@ -113,7 +113,7 @@ def evaluate_control(files: list[Path], model: str, *, patches=DEFAULT_PATCHES, 
             continue
         images.append((path, rgb, lab))
     if not images:
-        raise ValueError("no colour images to evaluate")
+        raise InputError("no colour images to evaluate")
     partners = similar_partners([l_histogram(lab[:, :1]) for _, _, lab in images]) if len(images) > 1 else [None]
 
     hint_scores = {k: ModelScores() for k in patches} if takes_hints else {}
@@ -263,19 +263,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         patches = tuple(sorted({int(x) for x in args.patches.split(",") if x.strip()}))
-        if not patches or min(patches) < 0 or args.patch_size < 1:
-            raise ValueError("--patches needs counts >= 0 and --patch-size >= 1")
-        files = evaluation_files(args.inputs, args.limit)
-        report = evaluate_control(files, args.model, patches=patches, patch_size=args.patch_size, seed=args.seed,
-                                  render_size=args.render_size, reference_strength=args.reference_strength,
-                                  device=args.device, figure=args.figure, figure_count=args.figure_count)
-    except Exception as exc:  # one readable line for the user
-        from weights_fetch import WeightsError
-
-        if not isinstance(exc, (WeightsError, ValueError, FileNotFoundError, OSError, KeyError)):
-            raise
-        print(f"tinct eval-hints: {exc}", file=sys.stderr)
-        return 1
+    except ValueError:
+        patches = ()
+    if not patches or min(patches) < 0 or args.patch_size < 1:
+        raise UsageError("--patches needs comma-separated counts >= 0 and --patch-size >= 1")
+    files = evaluation_files(args.inputs, args.limit)
+    report = evaluate_control(files, args.model, patches=patches, patch_size=args.patch_size, seed=args.seed,
+                              render_size=args.render_size, reference_strength=args.reference_strength,
+                              device=args.device, figure=args.figure, figure_count=args.figure_count)
     print(format_summary(report))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

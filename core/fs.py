@@ -18,10 +18,12 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any, Callable
 
+from .errors import OutputError
+
 TEMP_SUFFIX = ".tmp"
 
 
-class FileWriteError(Exception):
+class FileWriteError(OutputError):
     """A file cannot be written (no such folder, no permission, disk full...); one line naming the file."""
 
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Iterator
 import numpy as np
 from PIL import Image, ImageCms, UnidentifiedImageError
 
+from .errors import InputError
 from .fs import FileWriteError, one_line, write_atomically
 from .pixels import as_rgb8, check_pixels, to_uint8
 
@@ -57,7 +58,7 @@ _LAYOUT_TAGS = frozenset({254, 255, 256, 257, 258, 259, 262, 263, 264, 265, 266,
 DEFAULT_MAX_MEGAPIXELS = 120.0
 
 
-class ImageReadError(Exception):
+class ImageReadError(InputError):
     """An input file cannot be read as an image (missing, empty, truncated, corrupt, too large)."""
 
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .errors import FAILED, INPUT, InputError, batch_exit_code, one_line
 from .provenance import DESCRIPTION, Record, from_container_tags, from_xmp
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".nut")
@@ -91,9 +92,9 @@ def run(args: argparse.Namespace) -> int:
         try:
             record = read_record(path)
             results.append({"file": str(path), "record": None if record is None else record.to_dict(), "error": None})
-        except ValueError as exc:
+        except (ValueError, OSError) as exc:  # not a readable image, or not there
             record = None
-            results.append({"file": str(path), "record": None, "error": str(exc)})
+            results.append({"file": str(path), "record": None, "error": one_line(exc)})
         if args.json:
             continue
         if results[-1]["error"]:
@@ -104,6 +105,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(results, indent=2))
     if not results:
-        print("tinct info: error: no image files in the given folder(s)", file=sys.stderr)
-        return 1
-    return 0 if all(r["record"] is not None for r in results) else 1
+        raise InputError("no image files in the given folder(s)")
+    # an unreadable file is an input error; a readable one without a Tinct record is a plain failure
+    return batch_exit_code([INPUT if r["error"] else FAILED for r in results if r["record"] is None])

@@ -12,9 +12,13 @@ import signal
 import threading
 from typing import Iterator
 
+from .errors import TERMINATED
+
 
 class Terminated(KeyboardInterrupt):
     """The process received SIGTERM (raised in the main thread)."""
+
+    exit_code = TERMINATED
 
 
 def _raise_terminated(signum: int, frame: object) -> None:

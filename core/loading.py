@@ -36,7 +36,10 @@ def build_from_state(tensors: dict[str, torch.Tensor], metadata: dict[str, str],
     arch = metadata.get("arch")
     if not arch:
         raise weights_fetch.CheckpointError(f"weights of {name!r} do not say which architecture they are for")
-    config = json.loads(metadata.get("config") or "{}")
+    try:
+        config = json.loads(metadata.get("config") or "{}")
+    except ValueError:
+        raise weights_fetch.CheckpointError(f"weights of {name!r} carry a damaged \"config\" (not JSON)") from None
     if arch not in list_architectures():
         raise weights_fetch.CheckpointError(
             f"weights of {name!r} are for architecture {arch!r}, which this Tinct does not have "

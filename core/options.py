@@ -27,7 +27,11 @@ HINT_LAYER_NAME = "Tinct hints"  # the layer GIMP's "Add Tinct Hint Layer" adds 
 
 
 class OptionError(ValueError):
-    """A value outside an option's range or choices; the message is one line for the user."""
+    """A value outside an option's range or choices; the message is one line for the user.
+
+    A usage error of ``core.errors`` (registered there: this file imports nothing of Tinct's)."""
+
+    exit_code = 2  # core.errors.USAGE
 
 
 @dataclass(frozen=True)

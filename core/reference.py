@@ -30,6 +30,7 @@ from torch import Tensor
 
 from .bins import GRID_STEP, nearest_bin, smoothed_prior
 from .color import rgb_to_lab
+from .errors import InputError
 from .options import NO_PALETTE, OPTIONS, REFERENCE_STRENGTH
 from .pixels import PEAK
 
@@ -47,7 +48,7 @@ PALETTE_DIR = Path(__file__).resolve().parent / "palettes"
 PALETTES: tuple[str, ...] = tuple(c.value for c in OPTIONS["palette"].choices if c.value != NO_PALETTE)
 
 
-class ReferenceError(ValueError):
+class ReferenceError(InputError, ValueError):
     """A reference that cannot steer the colours (gray, unreadable palette); the message is one line."""
 
 

@@ -92,7 +92,9 @@ class FailsOnBright(TinyLogitsModel):
         return super().forward(L)
 
 
-FAILURES = {"memory": MemoryError, "cuda": lambda: RuntimeError("CUDA out of memory. Tried to allocate 6.40 GiB")}
+# What FailsOnBright raises: the engine running out of memory (two ways), or a bug in a network ("bug").
+FAILURES = {"memory": MemoryError, "cuda": lambda: RuntimeError("CUDA out of memory. Tried to allocate 6.40 GiB"),
+            "bug": lambda: TypeError("unsupported operand type(s) for +: 'Tensor' and 'NoneType'")}
 
 
 @register_model("test-fails-on-bright")

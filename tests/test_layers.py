@@ -13,7 +13,8 @@ MEASURING = ("core.bench", "core.evaluate", "core.metrics", "core.post.measure",
              "core.evaluate_pages")
 # The library the commands, the worker and the plug-in's engine run on (command modules may also host a
 # measuring command, so they are not listed).
-RUNTIME = ("core/__init__.py", "core/color.py", "core/bins.py", "core/decode.py", "core/upsample.py", "core/device.py",
+RUNTIME = ("core/__init__.py", "core/errors.py", "core/color.py", "core/bins.py", "core/decode.py", "core/upsample.py",
+           "core/device.py",
            "core/loading.py", "core/pipeline.py", "core/imageio.py", "core/paths.py", "core/models", "core/worker",
            "core/content.py", "core/fs.py", "core/pixels.py", "core/pixel_tensors.py", "core/geometry.py",
            "core/stages.py", "core/hints.py",
@@ -74,8 +75,10 @@ def test_layers_files_and_pixels_load_without_torch():
     offending = {str(f.relative_to(ROOT)): sorted(n for n in imported_modules(f) if _within(n, ("torch",)))
                  for f in _files(NO_TORCH)}
     assert {f: n for f, n in offending.items() if n} == {}
-    top_level = {name.split(".")[0] for name in imported_modules(ROOT / "core" / "fs.py")}
-    assert top_level <= set(sys.stdlib_module_names) | {"__future__"}  # the atomic writer: standard library only
+    # the atomic writer: standard library only, and core.errors (itself standard library only, tested below)
+    others = {n for n in imported_modules(ROOT / "core" / "fs.py")
+              if n.split(".")[0] not in {*sys.stdlib_module_names, "__future__"}}
+    assert others <= {"core.errors", "core.errors.OutputError"}
 
 
 def test_layers_pipeline_orchestrates_and_the_stages_live_in_their_modules():
@@ -130,3 +133,10 @@ def test_layers_weights_fetch_imports_nothing_from_the_engine():
     offending = {str(f.relative_to(ROOT)): sorted(n for n in imported_modules(f) if _within(n, ("core",)))
                  for f in sorted((ROOT / "weights_fetch").rglob("*.py"))}
     assert {f: n for f, n in offending.items() if n} == {}
+
+
+def test_layers_errors_module_needs_only_the_standard_library():
+    """``core/errors.py`` is imported by every command and the worker: stdlib, and the two families it registers."""
+    allowed = (*sys.stdlib_module_names, "__future__", "core.options", "weights_fetch.errors")
+    names = imported_modules(ROOT / "core" / "errors.py")
+    assert sorted(n for n in names if not _within(n, allowed)) == []

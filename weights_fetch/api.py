@@ -12,7 +12,9 @@ from . import cache
 from .catalog import WeightsEntry, get_entry
 from .digest import check_file, sha256_of
 from .download import download_file
-from .errors import CheckpointError, LockTimeout, OfflineError, VerificationError, WeightsError, WeightsMissing
+from .errors import (
+    CheckpointError, LockTimeout, OfflineError, SourceMissing, VerificationError, WeightsError, WeightsMissing,
+)
 from .lock import FileLock
 from .safeload import read_checkpoint, read_metadata, save_safetensors
 from .settings import OFFLINE_ENV, DownloadSettings, is_offline, mirror_base, mirrored_url
@@ -81,7 +83,7 @@ def import_file(name: str, file: str | os.PathLike[str]) -> Path:
         )
     source = Path(file).expanduser()
     if not source.is_file():
-        raise WeightsError(f"no such file: {source}")
+        raise SourceMissing(f"no such file: {source}")
     digest = check_file(source, entry.size, entry.sha256, f"{source.name} is not {entry.file}")
     cache.ensure_dir(cache.weights_dir())
     cache.ensure_dir(cache.downloads_dir())

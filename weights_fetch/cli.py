@@ -2,7 +2,8 @@
 
 ``add_parser(subparsers)`` adds ``weights`` to a parent CLI (``tinct weights ...``);
 ``add_commands(subparsers)`` adds the sub-commands directly (``python -m weights_fetch ...``).
-Every parser sets ``func(args) -> int``; errors print one line to stderr and return 1.
+Every parser sets ``func(args) -> int``; a failure raises :class:`WeightsError`, which the command line
+(``tinct``'s frame, or :func:`main` here) prints as one line, exiting with the error's ``exit_code``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import api, cache, catalog
-from .errors import WeightsError
+from .errors import MODEL, WeightsError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -27,44 +28,30 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Add ``list``, ``fetch``, ``verify``, ``import``, ``path`` and ``remove``."""
     p = subparsers.add_parser("list", help="show every known model with its size, licence and state")
-    p.set_defaults(func=_guarded(_list))
+    p.set_defaults(func=_list)
 
     p = subparsers.add_parser("fetch", help="download, verify and convert a model")
     p.add_argument("name")
     p.add_argument("--mirror", metavar="URL", help="base URL replacing the download host (keeps the file name)")
     p.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
-    p.set_defaults(func=_guarded(_fetch))
+    p.set_defaults(func=_fetch)
 
     p = subparsers.add_parser("verify", help="check installed weights (all of them without NAME)")
     p.add_argument("name", nargs="?")
-    p.set_defaults(func=_guarded(_verify))
+    p.set_defaults(func=_verify)
 
     p = subparsers.add_parser("import", help="add a hand-downloaded file (checked against the catalog)")
     p.add_argument("name")
     p.add_argument("file", type=Path)
-    p.set_defaults(func=_guarded(_import))
+    p.set_defaults(func=_import)
 
     p = subparsers.add_parser("path", help="print the weights file a model resolves to")
     p.add_argument("name")
-    p.set_defaults(func=_guarded(_path))
+    p.set_defaults(func=_path)
 
     p = subparsers.add_parser("remove", help="delete a downloaded model from the cache")
     p.add_argument("name")
-    p.set_defaults(func=_guarded(_remove))
-
-
-def _guarded(handler: Handler) -> Handler:
-    """Turn :class:`WeightsError` into a one-line message on stderr and exit code 1."""
-
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except WeightsError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-
-    run.__doc__ = handler.__doc__
-    return run
+    p.set_defaults(func=_remove)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -90,7 +77,7 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    """Verify one model, or every installed one; exit 1 if any checked file is bad."""
+    """Verify one model, or every installed one; exit with ``MODEL`` (5) if any checked file is bad."""
     if args.name is not None:
         results = [api.verify(args.name)]
     else:
@@ -101,7 +88,7 @@ def _verify(args: argparse.Namespace) -> int:
         failed = failed or not (result.ok or skipped)
         text = result.message if result.ok or result.state == "missing" else f"BAD: {result.message}"
         print(f"{result.name}: {text}", file=sys.stdout if result.ok or skipped else sys.stderr)
-    return 1 if failed else 0
+    return MODEL if failed else 0
 
 
 def _import(args: argparse.Namespace) -> int:
@@ -142,6 +129,10 @@ def build_parser(prog: str = "python -m weights_fetch") -> argparse.ArgumentPars
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m weights_fetch``."""
+    """Entry point of ``python -m weights_fetch``: a weights error is one line and its ``exit_code``."""
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except WeightsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code

@@ -1,10 +1,19 @@
-"""Exceptions raised by ``weights_fetch``: every one carries a single-line, human message."""
+"""Exceptions raised by ``weights_fetch``: every one carries a single-line, human message.
+
+``exit_code`` is the status a command line exits with: the numbers of Tinct's table
+(``core/errors.py``, which registers this family; ``weights_fetch`` imports nothing from ``core``, and
+``tests/engine/test_engine_errors.py`` checks that the numbers agree).
+"""
 
 from __future__ import annotations
+
+INPUT, OUTPUT, MODEL = 3, 4, 5
 
 
 class WeightsError(Exception):
     """Base class of every weights error; ``str(error)`` is one line meant for the user."""
+
+    exit_code: int = MODEL
 
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(str(message).split()))
@@ -44,6 +53,14 @@ class UnsafeCheckpoint(CheckpointError):
 
 class CacheError(WeightsError):
     """The cache directory cannot be created or written."""
+
+    exit_code = OUTPUT
+
+
+class SourceMissing(WeightsError):
+    """A file given to import does not exist."""
+
+    exit_code = INPUT
 
 
 class LockTimeout(WeightsError):

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import UsageError
 from ..runs import CLUSTER_INSTALL_HINT
 
 
-class ClusterError(Exception):
+class ClusterError(UsageError):
     """The cluster cannot be used: Dask missing, a bad or unreachable address, a worker set-up failure
     (one-line message)."""
 

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator
 
 from distributed import as_completed
 
+from ..errors import FAILED
 from ..fs import temp_owner
 from . import ClusterError
 from .connect import open_client
@@ -98,8 +99,8 @@ def colorize_task(pairs: list[tuple[str, str, str | None]], settings: FileTaskSe
     results: list[dict[str, Any]] = []
     chosen = {"photo": 0, "document": 0}
 
-    def report(job: Job, error: str | None, seconds: float) -> None:
-        results.append({"input": str(job.source), "error": error, "seconds": seconds, "worker": name})
+    def report(job: Job, error: str | None, seconds: float, code: int = FAILED) -> None:
+        results.append({"input": str(job.source), "error": error, "seconds": seconds, "worker": name, "code": code})
 
     jobs = [Job(Path(source), Path(target)) for source, target, _ in pairs]
     confidence_paths = {Path(source): Path(map_path) for source, _, map_path in pairs if map_path is not None}
@@ -276,6 +277,7 @@ def colorize_files(jobs: list, args: Any, options: dict, report: Callable[..., N
                             f"{text})", "seconds": 0.0, "worker": None} for source, _, _ in chunk]
             future.release()
             for result in results:
-                report(by_source[result["input"]], result["error"], result["seconds"], result["worker"])
+                report(by_source[result["input"]], result["error"], result["seconds"], result["worker"],
+                       code=result.get("code", FAILED))
             submit_next()
     remove_stale_temporaries([job.target for job in jobs])

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..errors import InputError, one_line, report
 from ..fs import write_atomically
 from ..imageio import read_image
 from ..paths import data_dir
@@ -79,9 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         used = build(args.documents, args.out)
-    except (FileNotFoundError, OSError) as error:
-        print(f"core.palettes.build: error: {error}", file=sys.stderr)
-        return 1
+    except OSError as error:  # the documents folder missing or unreadable, or the palette not writable
+        return report("python -m core.palettes.build", InputError(one_line(error)))
     for name, count in used.items():
         print(f"{name}: {count} training scans -> {args.out / (name + '.json')}")
     return 0

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
+from core.errors import InputError, UsageError, report
 from core.options import add_argument as add_option
 from core.options import check_arguments
 from .steps import POST_STEPS, parse_post_steps
@@ -52,43 +52,40 @@ def run_eval_post(args: argparse.Namespace) -> int:
     from .measure import DEFAULT_COMBINATIONS, evaluate_post, load_bsds_val, model_predictor, synthetic_predictor, \
         write_report
 
-    try:
-        problem = check_arguments(args, ("temperature", "render_size"))
-        if problem:
-            raise ValueError(problem)
-        if not 0.0 <= args.post_strength <= 1.0:
-            raise ValueError(f"--post-strength must be in [0, 1], got {args.post_strength}")
-        if args.limit is not None and args.limit < 1:
-            raise ValueError(f"--limit must be >= 1, got {args.limit}")
-        combinations = list(DEFAULT_COMBINATIONS)
-        if args.steps:
+    problem = check_arguments(args, ("temperature", "render_size"))
+    if problem:
+        raise UsageError(problem)
+    if not 0.0 <= args.post_strength <= 1.0:
+        raise UsageError(f"--post-strength must be in [0, 1], got {args.post_strength}")
+    if args.limit is not None and args.limit < 1:
+        raise UsageError(f"--limit must be >= 1, got {args.limit}")
+    combinations = list(DEFAULT_COMBINATIONS)
+    if args.steps:
+        try:
             extra = parse_post_steps(args.steps)
-            if extra not in combinations:
-                combinations.append(extra)
+        except ValueError as error:
+            raise UsageError(f"--steps: {error}") from None
+        if extra not in combinations:
+            combinations.append(extra)
+    try:
         images = load_bsds_val(args.data or data_dir(), limit=args.limit)
-        if args.synthetic:
-            from .synthetic import grid_bin_centers
+    except FileNotFoundError as error:
+        raise InputError(str(error)) from None
+    if args.synthetic:
+        from .synthetic import grid_bin_centers
 
-            bins = grid_bin_centers()
-            predict = synthetic_predictor(bins[bins.norm(dim=1).argsort()[:313]])
-            title = "Post-processing on BSDS500 val: SYNTHETIC degraded logits (no model)"
-        else:
-            from core.loading import load_model
+        bins = grid_bin_centers()
+        predict = synthetic_predictor(bins[bins.norm(dim=1).argsort()[:313]])
+        title = "Post-processing on BSDS500 val: SYNTHETIC degraded logits (no model)"
+    else:
+        from core.loading import load_model
 
-            model = load_model(args.model, device=args.device)
-            predict = model_predictor(model, render_size=args.render_size, device=args.device)
-            title = f"Post-processing on BSDS500 val: model {args.model!r}, render size {args.render_size}"
-        table, rows = evaluate_post(images, predict, combinations=combinations, strength=args.post_strength,
-                                    temperature=args.temperature, keep_rgb=args.grid)
-        written = write_report(table, rows, args.out, title)
-    except (ValueError, FileNotFoundError, KeyError, ImportError) as error:
-        print(f"tinct eval-post: error: {error}", file=sys.stderr)
-        return 2
-    except Exception as error:  # weights_fetch.WeightsMissing and friends carry a how-to message
-        if type(error).__module__.split(".")[0] != "weights_fetch":
-            raise
-        print(f"tinct eval-post: error: {error}", file=sys.stderr)
-        return 2
+        model = load_model(args.model, device=args.device)
+        predict = model_predictor(model, render_size=args.render_size, device=args.device)
+        title = f"Post-processing on BSDS500 val: model {args.model!r}, render size {args.render_size}"
+    table, rows = evaluate_post(images, predict, combinations=combinations, strength=args.post_strength,
+                                temperature=args.temperature, keep_rgb=args.grid)
+    written = write_report(table, rows, args.out, title)
     print((args.out / "post_eval.md").read_text(), end="")
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
@@ -100,8 +97,7 @@ def run_bench_post(args: argparse.Namespace) -> int:
     try:
         results = bench_post(size=tuple(args.size), num_bins=args.bins, repeats=args.repeats, device=args.device)
     except ValueError as error:
-        print(f"tinct bench-post: error: {error}", file=sys.stderr)
-        return 2
+        raise UsageError(str(error)) from None
     print(json.dumps({"size": list(args.size), "bins": args.bins, "device": args.device,
                       "median_seconds": results}, indent=2))
     return 0
@@ -112,7 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core.post.cli")
     add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (Exception, KeyboardInterrupt) as error:
+        return report(f"python -m core.post.cli {args.command}", error)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import UsageError
 from ..paths import BUNDLED_WEIGHTS_DIR
 from .loop import HEADS, TrainConfig
 
@@ -84,16 +85,13 @@ def run(args: argparse.Namespace) -> int:
     heads = tuple(h.strip() for h in args.heads.split(",") if h.strip())
     bad = [h for h in heads if h not in HEADS]
     if bad or not heads:
-        print(f"tinct train: unknown head(s) {bad or heads}; choose from {', '.join(HEADS)}", file=sys.stderr)
-        return 2
+        raise UsageError(f"unknown head(s) {bad or heads}; choose from {', '.join(HEADS)}")
     if args.crop % 32:
-        print("tinct train: --crop must be a multiple of 32", file=sys.stderr)
-        return 2
+        raise UsageError("--crop must be a multiple of 32")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print("tinct train: --device cuda but torch sees no CUDA device", file=sys.stderr)
-        return 2
+        raise UsageError("--device cuda but torch sees no CUDA device")
     from .loop import held_back_cache, load_best, train
     from .export import export_model
 

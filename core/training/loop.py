@@ -26,6 +26,7 @@ from tqdm import tqdm
 from ..bins import nearest_bin, rebalance_weights, smoothed_prior, srgb_gamut_bins
 from ..color import lab_to_rgb
 from ..decode import decode_logits
+from ..errors import InputError, ModelError
 from ..fs import write_atomically
 from ..metrics import auc_ab, colorfulness
 from ..models.tinct_unet import TinctUNet
@@ -81,6 +82,14 @@ class TrainConfig:
     device: str = "cpu"
     extra: dict = field(default_factory=dict)
 
+
+
+class TrainingDataError(InputError, ValueError):
+    """The data folder holds no images to train on or to choose the best checkpoint with."""
+
+
+class InitWeightsError(ModelError, ValueError):
+    """``--init-from`` names weights that do not fit the network being trained."""
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Linear warm-up then cosine decay to 1 % of the peak."""
@@ -146,9 +155,9 @@ def build_models(cfg: TrainConfig, centers: torch.Tensor) -> dict[str, TinctUNet
             new_parts = ("hint_stem.", "hint_quarter.", "context.")
             bad = [k for k in missing if not k.startswith(new_parts) and not k.endswith("num_batches_tracked")]
             if bad or unexpected:
-                raise ValueError(f"{cfg.init_from} does not fit this network: missing {bad[:3]}, unexpected {unexpected[:3]}")
+                raise InitWeightsError(f"{cfg.init_from} does not fit this network: missing {bad[:3]}, unexpected {unexpected[:3]}")
             if head == "classification" and not torch.equal(m.bin_centers, centers):
-                raise ValueError(f"{cfg.init_from} has other bins than this run")
+                raise InitWeightsError(f"{cfg.init_from} has other bins than this run")
         else:
             m.encoder.load_imagenet_weights(enc)
         if head == "classification":
@@ -254,7 +263,7 @@ def held_back_cache(cfg: TrainConfig, cache_dir: Path) -> ImageCache:
     root = Path(cfg.data_root) if cfg.data_root else None
     plan = training_plan(root, cfg.held_back_every)
     if not plan.held_back and not plan.validation:
-        raise ValueError(f"no held-back images under {root or data_dir()} (set --data-root or TINCT_SHARED)")
+        raise TrainingDataError(f"no held-back images under {root or data_dir()} (set --data-root or TINCT_SHARED)")
     return _held_back(plan, cfg, cache_dir)
 
 
@@ -263,7 +272,7 @@ def prepare_data(cfg: TrainConfig, cache_dir: Path) -> tuple[ImageCache, ImageCa
     root = Path(cfg.data_root) if cfg.data_root else None
     plan = training_plan(root, cfg.held_back_every)
     if not plan.train_files:
-        raise ValueError(f"no training images under {root or data_dir()} (set --data-root or TINCT_SHARED)")
+        raise TrainingDataError(f"no training images under {root or data_dir()} (set --data-root or TINCT_SHARED)")
     train_cache = ImageCache.build(plan.sources, cfg.short_side, cache_dir)
     held_cache = _held_back(plan, cfg, cache_dir)
     if cfg.synthetic_pages:

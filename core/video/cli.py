@@ -11,6 +11,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from core.errors import Interrupted, UsageError, known_errors, one_line
 from core.interrupt import Terminated, sigterm_as_interrupt
 from core.options import add_argument as add_option
 from core.options import check_arguments
@@ -127,11 +128,6 @@ def _colorize_opts(args: argparse.Namespace) -> dict[str, Any]:
     return {"render_size": args.render_size}
 
 
-def _fail(message: str) -> int:
-    print(f"tinct video: error: {message}", file=sys.stderr)
-    return 2
-
-
 def _option_problem(args: argparse.Namespace) -> str | None:
     """The first model option outside its range (core.options), as one line."""
     return check_arguments(args, ("temperature", "render_size", "batch_size"))
@@ -143,7 +139,7 @@ def run_video(args: argparse.Namespace) -> int:
 
     problem = _option_problem(args)
     if problem:
-        return _fail(problem)
+        raise UsageError(problem)
     try:
         if args.input.exists():  # refuse an output over the input before the model loads
             check_distinct(args.input, args.output)
@@ -155,24 +151,25 @@ def run_video(args: argparse.Namespace) -> int:
                                fps=args.fps, frame_suffix="." + args.frame_format.lstrip("."),
                                overwrite=args.overwrite)
         if args.scheduler:
-            from core.cluster import ClusterError, video_on_cluster
+            from core.cluster import video_on_cluster
 
-            try:
-                with sigterm_as_interrupt():
-                    report = video_on_cluster(args, options, encode)  # shots in parallel on a Dask cluster
-            except ClusterError as e:
-                return _fail(str(e))
+            with sigterm_as_interrupt():
+                report = video_on_cluster(args, options, encode)  # shots in parallel on a Dask cluster
         else:
             colorizer = _colorizer(args)
             with sigterm_as_interrupt():
                 report = colorize_video(args.input, args.output, colorizer, options, encode,
                                         provenance=args.provenance)
-    except (VideoIOError, ValueError, KeyError, OSError) as e:
-        return _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+    except OSError as e:  # what PyAV or the file system says about a path (VideoIOError names its own kind)
+        raise VideoIOError(one_line(e)) from None
+    except (ValueError, KeyError) as e:
+        if isinstance(e, known_errors()):  # a reference, an option, a device: their own kind
+            raise
+        raise UsageError(one_line(e)) from None  # a value the engine refuses where it uses it
     except KeyboardInterrupt as e:
         terminated = isinstance(e, Terminated)
-        print(f"tinct video: {'terminated' if terminated else 'interrupted'}; no output written", file=sys.stderr)
-        return 143 if terminated else 130
+        raise Interrupted(f"{'terminated' if terminated else 'interrupted'}; no output written",
+                          terminated=terminated) from None
     for note in report.notes:
         print(f"note: {note}", file=sys.stderr)
     stages = ", ".join(f"{k} {v:.1f}s" for k, v in report.seconds.items())
@@ -194,12 +191,13 @@ def run_eval(args: argparse.Namespace) -> int:
 
     problem = _option_problem(args)
     if problem:
-        return _fail(problem)
+        raise UsageError(problem)
     try:
         w, h = (int(v) for v in args.size.lower().split("x"))
         shots = [int(v) for v in args.shots.split(",")]
     except ValueError:
-        return _fail(f"--size must be WxH and --shots comma-separated integers, got {args.size!r}, {args.shots!r}")
+        raise UsageError(f"--size must be WxH and --shots comma-separated integers, got {args.size!r}, "
+                         f"{args.shots!r}") from None
     clips = ([ev.video_clip(p, args.max_frames) for p in args.video] if args.video
              else ev.synthetic_clips(args.clips, w, h, shots))
     temporal = _temporal_options(args)

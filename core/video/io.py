@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Iterator, Protocol
 import av
 import numpy as np
 
+from core.errors import InputError, OutputError, UsageError
 from core.fs import discard, move_into_place, temp_sibling
 from core.outputs import mark_folder, output_conflict, replace_folder, replace_folder_problem
 from core.imageio import OUTPUT_FORMATS, DecodedImage, ImageReadError, ImageWriteError, read_image, write_image
@@ -32,8 +33,17 @@ LOSSY_VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi")
 LOSSLESS_VIDEO_SUFFIXES = (".mkv", ".avi", ".nut")
 
 
-class VideoIOError(Exception):
-    """Bad input or output path, unreadable container, unsupported option (one-line message)."""
+class VideoIOError(InputError):
+    """An input video or frame folder that cannot be read (one-line message); its subclasses: an output
+    that cannot be written, an encoding option that cannot be used."""
+
+
+class VideoWriteError(OutputError, VideoIOError):
+    """The output video or frame folder cannot be written there (exists, is the input, no folder, I/O)."""
+
+
+class VideoOptionError(UsageError, VideoIOError):
+    """An encoding option or output type that cannot be used (codec, suffix, lossless, frame type)."""
 
 
 @dataclass(frozen=True)
@@ -269,16 +279,16 @@ class EncodeOptions:
 
 def _check_output(final: Path, overwrite: bool, is_dir: bool) -> None:
     if not final.parent.is_dir():
-        raise VideoIOError(f"output folder {final.parent} does not exist")
+        raise VideoWriteError(f"output folder {final.parent} does not exist")
     if is_dir:
         problem = replace_folder_problem(final, overwrite)
         if problem:
-            raise VideoIOError(problem)
+            raise VideoWriteError(problem)
     elif final.exists():
         if final.is_dir():
-            raise VideoIOError(f"output {final} exists and is a folder")
+            raise VideoWriteError(f"output {final} exists and is a folder")
         if not overwrite:
-            raise VideoIOError(f"output {final} already exists (use --overwrite to replace it)")
+            raise VideoWriteError(f"output {final} already exists (use --overwrite to replace it)")
 
 
 class VideoFileWriter:
@@ -298,23 +308,23 @@ class VideoFileWriter:
         suffix = self.final.suffix.lower()
         codec = options.codec or ("ffv1" if options.lossless else "libx264")
         if options.lossless and codec != "ffv1":
-            raise VideoIOError(f"--lossless uses FFV1, not {codec}")
+            raise VideoOptionError(f"--lossless uses FFV1, not {codec}")
         if codec == "ffv1" and suffix not in LOSSLESS_VIDEO_SUFFIXES:
-            raise VideoIOError(f"FFV1 (lossless) needs a {'/'.join(LOSSLESS_VIDEO_SUFFIXES)} output, not {suffix or 'no suffix'}")
+            raise VideoOptionError(f"FFV1 (lossless) needs a {'/'.join(LOSSLESS_VIDEO_SUFFIXES)} output, not {suffix or 'no suffix'}")
         if suffix not in LOSSY_VIDEO_SUFFIXES + LOSSLESS_VIDEO_SUFFIXES:
-            raise VideoIOError(f"unknown video suffix {suffix or '(none)'} for {self.final}; "
+            raise VideoOptionError(f"unknown video suffix {suffix or '(none)'} for {self.final}; "
                                f"use one of {', '.join(sorted(set(LOSSY_VIDEO_SUFFIXES + LOSSLESS_VIDEO_SUFFIXES)))}")
         _check_output(self.final, options.overwrite, is_dir=False)
         self.notes: list[str] = []
         if info.alpha:
             self.notes.append("a video file cannot hold alpha: the frames' alpha channel is not kept")
         # PyAV picks the container from the file name, so the temporary keeps the final suffix.
-        self.temp = temp_sibling(self.final, suffix=self.final.suffix, error=VideoIOError)
+        self.temp = temp_sibling(self.final, suffix=self.final.suffix, error=VideoWriteError)
         try:
             self._out = av.open(str(self.temp), "w")
         except (av.error.FFmpegError, OSError) as e:
             discard(self.temp)
-            raise VideoIOError(f"cannot write {self.final}: {_short(e)}") from None
+            raise VideoWriteError(f"cannot write {self.final}: {_short(e)}") from None
         try:
             self._setup(info, options, codec, audio_source)
         except Exception:
@@ -331,7 +341,7 @@ class VideoFileWriter:
         try:
             vs = self._out.add_stream(codec, rate=fps, options=enc_opts)
         except (av.error.FFmpegError, ValueError) as e:
-            raise VideoIOError(f"cannot encode {codec} into {self.final.suffix}: {_short(e)}") from None
+            raise VideoOptionError(f"cannot encode {codec} into {self.final.suffix}: {_short(e)}") from None
         vs.width, vs.height = info.width, info.height
         if codec == "ffv1":
             self.wants_uint16 = info.high_bit_depth
@@ -415,8 +425,8 @@ class VideoFileWriter:
         self._close_audio()
         if self._count == 0:
             self.temp.unlink(missing_ok=True)
-            raise VideoIOError("no frame was written")
-        move_into_place(self.temp, self.final, error=VideoIOError)
+            raise VideoWriteError("no frame was written")
+        move_into_place(self.temp, self.final, error=VideoWriteError)
         return self.final
 
     def abort(self) -> None:
@@ -449,13 +459,13 @@ class FrameFolderWriter:
         self.final = Path(final)
         self.suffix = options.frame_suffix if options.frame_suffix.startswith(".") else "." + options.frame_suffix
         if self.suffix.lower() not in OUTPUT_FORMATS:
-            raise VideoIOError(f"frame image type {self.suffix} cannot be written; use one of "
+            raise VideoOptionError(f"frame image type {self.suffix} cannot be written; use one of "
                                f"{', '.join(sorted(OUTPUT_FORMATS))}")
         self.provenance = options.provenance
         _check_output(self.final, options.overwrite, is_dir=True)
         self.wants_uint16 = info.high_bit_depth and self.suffix.lower() in (".png", ".tif", ".tiff")
         self.overwrite = options.overwrite
-        self.temp = temp_sibling(self.final, directory=True, error=VideoIOError)
+        self.temp = temp_sibling(self.final, directory=True, error=VideoWriteError)
         self.notes: list[str] = []
         if info.audio_streams:
             self.notes.append("a frame folder cannot hold audio: the audio stream is not kept")
@@ -472,19 +482,19 @@ class FrameFolderWriter:
             write_image(path, pixels, icc_profile=source.icc_profile, exif=source.exif, dpi=source.dpi,
                         provenance=self.provenance)
         except ImageWriteError as e:
-            raise VideoIOError(f"could not write frame {path.name}: {e}") from None
+            raise VideoWriteError(f"could not write frame {path.name}: {e}") from None
         self._names.append(path.name)
 
     def commit(self) -> Path:
         if not self._names:
             self.abort()
-            raise VideoIOError("no frame was written")
+            raise VideoWriteError("no frame was written")
         try:
             mark_folder(self.temp, self._names)
             replace_folder(self.temp, self.final, self.overwrite)
         except FileExistsError as e:
             self.abort()
-            raise VideoIOError(str(e)) from None
+            raise VideoWriteError(str(e)) from None
         return self.final
 
     def abort(self) -> None:
@@ -509,7 +519,7 @@ def check_distinct(input_path: Path, output_path: Path) -> None:
     """Refuse an output that is the input, contains it (a folder above it) or lies inside the input folder."""
     problem = output_conflict(output_path, [input_path])
     if problem:
-        raise VideoIOError(problem)
+        raise VideoWriteError(problem)
 
 
 def _short(e: BaseException) -> str:

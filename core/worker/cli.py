@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from core.errors import OutputError, TinctError, UsageError
 from core.worker import rendezvous
 from core.worker import wire
 
@@ -79,8 +80,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         run_dir = _run_dir(args)
     except rendezvous.RendezvousError as error:
-        print(f"tinct worker: error: {error}", file=sys.stderr)
-        return 2
+        raise UsageError(str(error)) from None
     if args.action == "status":
         endpoint = live_endpoint(run_dir)
         if endpoint:
@@ -99,8 +99,7 @@ def _start(run_dir: Path, args: argparse.Namespace) -> int:
         try:
             print(f"written: {write_login_entry(args.at_login, command)}")
         except FileExistsError as error:
-            print(f"tinct worker: error: {error}", file=sys.stderr)
-            return 2
+            raise OutputError(str(error)) from None
     endpoint = live_endpoint(run_dir)
     if endpoint:
         print(f"a Tinct worker is already running (pid {endpoint['pid']}) in {run_dir}")
@@ -119,12 +118,9 @@ def _start(run_dir: Path, args: argparse.Namespace) -> int:
                   f"{' --flatpak' if args.flatpak else ''})")
             return 0
         if process.poll() is not None and process.returncode != 3:  # 3: another one holds the lock
-            print(f"tinct worker: error: the worker exited with status {process.returncode}; see {log_path}",
-                  file=sys.stderr)
-            return 1
+            raise TinctError(f"the worker exited with status {process.returncode}; see {log_path}")
         time.sleep(0.1)
-    print(f"tinct worker: error: the worker did not start within 120 s; see {log_path}", file=sys.stderr)
-    return 1
+    raise TinctError(f"the worker did not start within 120 s; see {log_path}")
 
 
 def _stop(run_dir: Path) -> int:
@@ -138,8 +134,7 @@ def _stop(run_dir: Path) -> int:
     while rendezvous.read_endpoint(run_dir) and time.monotonic() < deadline:
         time.sleep(0.1)
     if rendezvous.read_endpoint(run_dir):
-        print(f"tinct worker: error: worker {pid} did not stop within 30 s", file=sys.stderr)
-        return 1
+        raise TinctError(f"worker {pid} did not stop within 30 s")
     print(f"stopped Tinct worker {pid}")
     return 0
 

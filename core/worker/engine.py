@@ -35,6 +35,7 @@ from typing import Iterator
 
 import numpy as np
 
+from core.errors import known_errors, one_line
 from core.options import NO_PALETTE, OptionError, checked
 from core.pixels import check_pixels
 from core.worker.server import Reply, Shutdown
@@ -116,6 +117,8 @@ class EngineHandler:
                 yield {"ok": False, "error": f"unknown operation {op!r}"}, ()
         except (RequestError, wire.ProtocolError) as exc:
             yield {"ok": False, "error": str(exc)}, ()
+        except known_errors() as exc:  # Tinct's own errors (weights missing, a bad reference, ...): their one line
+            yield {"ok": False, "error": one_line(exc)}, ()
         except ImportError as exc:
             yield {"ok": False, "error": f"the Tinct engine is not installed completely ({exc})"}, ()
         except (KeyError, ValueError, TypeError, RuntimeError, MemoryError) as exc:

@@ -20,6 +20,7 @@ from PIL import Image
 from cluster_support import audio_packets, decoded_frames, frame_times, gray_images
 from core.bench_cluster import colour_photos
 from core.cli import main
+from core.errors import INPUT
 from core.paths import PROJECT_ROOT
 from core.runs import read_manifest
 from core.video import synth
@@ -101,7 +102,7 @@ def test_cluster_results_summary_and_manifest_equal_a_local_run(dask_cluster, tm
     rc_cluster = main(["colorize", *common, "--out-dir", str(tmp_path / "cluster"), "--scheduler", dask_cluster.address,
                        "--task-size", "2", "--manifest", str(tmp_path / "cluster.jsonl")])
     err_cluster = capsys.readouterr().err
-    assert rc_local == rc_cluster == 1  # the broken file
+    assert rc_local == rc_cluster == INPUT  # the broken file
     assert _last_line(err_local) == _last_line(err_cluster)
     assert _last_line(err_cluster).startswith("tinct colorize: 7 of 8 image(s) colorized, 1 failed (")
     errors = [line for line in err_cluster.splitlines() if "error" in line]
@@ -189,7 +190,7 @@ def test_cluster_palette_and_bad_controls_answer_as_a_local_run(dask_cluster, tm
     rc = main(["colorize", str(tmp_path / "in"), *RENDER, "--out-dir", str(tmp_path / "bad"), "--hints-dir",
                str(tmp_path / "hints"), "--scheduler", dask_cluster.address])
     err = capsys.readouterr().err
-    assert rc == 1 and "must be the same size" in err
+    assert rc == INPUT and "must be the same size" in err
     assert [p.name.startswith(inputs[1].stem) for p in (tmp_path / "bad").iterdir()] == [True]
 
 

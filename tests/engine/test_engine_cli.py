@@ -14,6 +14,7 @@ from PIL import Image, ImageCms
 
 from engine_stand_ins import gradient_gray
 from core import cli
+from core.errors import INPUT, MODEL, OUTPUT
 from core.imageio import read_image
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -132,7 +133,7 @@ def test_engine_bad_files_fail_alone_and_exit_nonzero(tmp_path, capsys, tiny_mod
     Image.fromarray(np.zeros((200, 200), np.uint8)).save(big)
     code, out, err = _run(["colorize", str(tmp_path), "--model", "tiny", "--device", "cpu",
                            "--max-megapixels", "0.03"], capsys)  # 200x200 = 0.04 MP: a "bomb"
-    assert code == 1
+    assert code == INPUT  # every failure an unreadable input
     lines = [line for line in err.splitlines() if "error:" in line]
     assert len(lines) == 3
     assert any("b_empty.png" in line and "empty" in line for line in lines)
@@ -146,13 +147,13 @@ def test_engine_never_overwrites_inputs_and_respects_existing_outputs(tmp_path, 
     source = _save_gray(tmp_path / "photo.png")
     original = source.read_bytes()
     code, _, err = _run(["colorize", str(source), "--suffix", "", "--model", "tiny", "--device", "cpu"], capsys)
-    assert code == 1 and "refusing to overwrite the input" in err
+    assert code == OUTPUT and "refusing to overwrite the input" in err
     code, _, err = _run(["colorize", str(source), "-o", str(source), "--model", "tiny", "--device", "cpu"], capsys)
-    assert code == 1 and source.read_bytes() == original
+    assert code == OUTPUT and source.read_bytes() == original
     target = tmp_path / "photo_color.png"
     target.write_bytes(b"keep me")
     code, _, err = _run(["colorize", str(source), "--model", "tiny", "--device", "cpu"], capsys)
-    assert code == 1 and "exists" in err and target.read_bytes() == b"keep me"
+    assert code == OUTPUT and "exists" in err and target.read_bytes() == b"keep me"
     code, _, err = _run(["colorize", str(source), "--overwrite", "--model", "tiny", "--device", "cpu"], capsys)
     assert code == 0, err
     assert read_image(target).pixels.shape == (48, 64, 3)
@@ -171,21 +172,21 @@ def test_engine_output_naming_options(tmp_path, capsys, tiny_models):
     code, _, err = _run(["colorize", str(folder), "-o", str(tmp_path / "x.png"), "--model", "tiny"], capsys)
     assert code == 2 and "single input" in err
     code, _, err = _run(["colorize", str(tmp_path / "nothing*.png"), "--model", "tiny"], capsys)
-    assert code == 1 and "no file matches" in err
+    assert code == INPUT and "no file matches" in err
 
 
 def test_engine_jpeg_with_alpha_fails_cleanly(tmp_path, capsys, tiny_models):
     source = tmp_path / "rgba.png"
     Image.fromarray(np.dstack([gradient_gray()] * 4)).save(source)
     code, _, err = _run(["colorize", str(source), "--format", "jpg", "--model", "tiny", "--device", "cpu"], capsys)
-    assert code == 1 and "alpha" in err
+    assert code == OUTPUT and "alpha" in err
     assert sorted(os.listdir(tmp_path)) == ["rgba.png"]
 
 
 def test_engine_missing_weights_print_how_to(tmp_path, capsys, tiny_models):
     source = _save_gray(tmp_path / "photo.png")
     code, _, err = _run(["colorize", str(source), "--model", "missing", "--device", "cpu"], capsys)
-    assert code == 1 and "tinct weights fetch missing" in err
+    assert code == MODEL and "tinct weights fetch missing" in err
     assert len(err.strip().splitlines()) == 1
 
 

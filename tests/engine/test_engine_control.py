@@ -11,6 +11,7 @@ from PIL import Image
 
 from engine_stand_ins import BLUE, YELLOW, TinyAbModel, TinyLogitsModel, gradient_gray
 from core import cli
+from core.errors import INPUT, OUTPUT, USAGE
 from core.color import rgb_to_lab
 from core.confidence import RISK_SCALE, confidence_from_logits
 from core.hints import hints_at_resolution, hints_from_rgba, patch_hints
@@ -319,7 +320,7 @@ def test_control_cli_hints_and_hints_dir(tmp_path, capsys, control_models):
 
     code, _, err = _run(["colorize", tmp_path / "a.png", tmp_path / "b.png", "--model", "tinyab",
                          "--hints", hints / "a.png", "--out-dir", tmp_path / "x"], capsys)
-    assert code == 2 and "--hints-dir" in err and len(err.strip().splitlines()) == 1
+    assert code == USAGE and "--hints-dir" in err and len(err.strip().splitlines()) == 1
 
 
 def test_control_cli_hint_problems_are_one_line(tmp_path, capsys, control_models):
@@ -327,16 +328,16 @@ def test_control_cli_hint_problems_are_one_line(tmp_path, capsys, control_models
     wrong = _hint_file(tmp_path / "wrong.png", size=(40, 64))
     code, _, err = _run(["colorize", tmp_path / "a.png", "--model", "tinyab", "--hints", wrong,
                          "--out-dir", tmp_path / "o"], capsys)
-    assert code == 1 and "64x40 but the input is 64x48" in err and err.count("error:") == 1
+    assert code == INPUT and "64x40 but the input is 64x48" in err and err.count("error:") == 1
     assert not (tmp_path / "o" / "a_color.png").exists()
     opaque = tmp_path / "opaque.png"
     Image.new("RGB", (64, 48), (200, 0, 0)).save(opaque)
     code, _, err = _run(["colorize", tmp_path / "a.png", "--model", "tinyab", "--hints", opaque,
                          "--out-dir", tmp_path / "o"], capsys)
-    assert code == 1 and "no alpha channel" in err
+    assert code == INPUT and "no alpha channel" in err
     code, _, err = _run(["colorize", tmp_path / "a.png", "--model", "tiny", "--hints", _hint_file(tmp_path / "h.png"),
                          "--out-dir", tmp_path / "o"], capsys)
-    assert code == 2 and "does not take colour hints" in err and len(err.strip().splitlines()) == 1
+    assert code == USAGE and "does not take colour hints" in err and len(err.strip().splitlines()) == 1
 
 
 def test_control_cli_confidence_reference_and_palette(tmp_path, capsys, control_models):
@@ -349,7 +350,7 @@ def test_control_cli_confidence_reference_and_palette(tmp_path, capsys, control_
     assert conf.mode == "L" and conf.size == (64, 48)
     code, _, err = _run(["colorize", tmp_path / "a.png", "--model", "tiny", "--out-dir", tmp_path / "o2",
                          "--confidence", tmp_path / "conf.png"], capsys)
-    assert code == 1 and "exists" in err  # never replaced without --overwrite
+    assert code == OUTPUT and "exists" in err  # never replaced without --overwrite
     assert not (tmp_path / "o2" / "a_color.png").exists()
 
     refs = tmp_path / "refs"
@@ -369,7 +370,7 @@ def test_control_cli_confidence_reference_and_palette(tmp_path, capsys, control_
     Image.fromarray(gradient_gray()).save(gray_ref)
     code, _, err = _run(["colorize", tmp_path / "a.png", "--model", "tiny", "--out-dir", tmp_path / "o4",
                          "--reference", gray_ref], capsys)
-    assert code == 2 and "gray" in err and len(err.strip().splitlines()) == 1
+    assert code == INPUT and "gray" in err and len(err.strip().splitlines()) == 1
     for option in (["--confidence", tmp_path / "c2.png"], ["--palette", "white-paper"]):
         code, _, err = _run(["colorize", tmp_path / "a.png", "--model", "tinyab", "--out-dir", tmp_path / "o5",
                              *option], capsys)
@@ -411,4 +412,4 @@ def test_control_eval_hints_reports_all_three_measures_deterministically(tmp_pat
     assert set(hints["hints"]["by_patches"]) == {"0", "1", "10"}
     assert "psnr_gain" in hints["hints"]["by_patches"]["10"] and "skipped" in hints["confidence"]
     code, _, err = _run(["eval-hints", tmp_path / "nothing-here"], capsys)
-    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert code == INPUT and len(err.strip().splitlines()) == 1

@@ -14,6 +14,7 @@ from PIL import Image
 from engine_stand_ins import gradient_gray
 from exiftool_env import read_tags
 from core import cli, provenance
+from core.errors import FAILED, INPUT
 from core.imageio import write_image
 from core.paths import BUNDLED_WEIGHTS_DIR
 
@@ -170,14 +171,14 @@ def test_engine_info_json_and_bad_files(tmp_path, capsys):
     junk = tmp_path / "junk.png"
     junk.write_bytes(b"not an image")
     code, text, err = _cli(["info", "--json", str(good), str(plain), str(junk), str(tmp_path / "missing.png")], capsys)
-    assert code == 1
+    assert code == FAILED  # unreadable files and one without a record: different kinds
     results = {Path(r["file"]).name: r for r in json.loads(text)}
     assert provenance.Record.from_dict(results["good.png"]["record"]) == RECORD
     assert results["plain.png"]["record"] is None and results["plain.png"]["error"] is None
     assert results["junk.png"]["error"] and "\n" not in results["junk.png"]["error"]
     assert "no such file" in results["missing.png"]["error"]
     code, text, err = _cli(["info", str(junk)], capsys)
-    assert code == 1 and len(err.strip().splitlines()) == 1 and "junk.png" in err
+    assert code == INPUT and len(err.strip().splitlines()) == 1 and "junk.png" in err
 
 
 def test_engine_python_api_default_on_and_off():

@@ -10,6 +10,7 @@ from PIL import Image
 from skimage.color import lab2rgb
 
 from core import cli
+from core.errors import USAGE, UsageError
 from core.evaluate import (
     EVAL_SETS,
     ILLUMINATED_LIST,
@@ -61,7 +62,7 @@ def test_sets_split_documents_by_the_committed_list(shared):
     assert len(set_files("v1")) == 200  # the unchanged first validation split
     assert parse_sets("all") == list(EVAL_SETS)
     assert parse_sets("photos, v1") == ["photos", "v1"]
-    with pytest.raises(ValueError, match="unknown evaluation set 'nope'"):
+    with pytest.raises(UsageError, match="unknown evaluation set 'nope'"):
         parse_sets("photos,nope")
 
 
@@ -130,11 +131,11 @@ def test_cli_keeps_the_file_arguments_and_refuses_bad_options(shared, tmp_path, 
     assert cli.main(["eval", str(photo), "--limit", "1"]) == 0
     printed = capsys.readouterr().out
     assert printed.startswith("1 images, T = 0.38") and "| gray |" in printed and "| default |" in printed
-    assert cli.main(["eval", "--sets", "photos,nope"]) == 1
+    assert cli.main(["eval", "--sets", "photos,nope"]) == USAGE
     assert "unknown evaluation set 'nope'" in capsys.readouterr().err
-    assert cli.main(["eval", "--sets", "photos", "--grid-worst", "other"]) == 1
+    assert cli.main(["eval", "--sets", "photos", "--grid-worst", "other"]) == USAGE
     assert "not among --models" in capsys.readouterr().err
-    assert cli.main(["eval", str(photo), "--sets", "photos"]) == 1
+    assert cli.main(["eval", str(photo), "--sets", "photos"]) == USAGE
     assert "not both" in capsys.readouterr().err
 
 

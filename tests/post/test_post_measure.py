@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from core.errors import INPUT
 from core.post.cli import main as post_cli_main
 from core.post.measure import (
     ValImage,
@@ -100,7 +101,7 @@ def test_load_bsds_val_reads_images_and_segmentations(tmp_path):
 
 
 def test_eval_post_cli_reports_bad_input_in_one_line(tmp_path, capsys):
-    assert post_cli_main(["eval-post", "--synthetic", "--data", str(tmp_path), "--out", str(tmp_path)]) == 2
+    assert post_cli_main(["eval-post", "--synthetic", "--data", str(tmp_path), "--out", str(tmp_path)]) == INPUT
     assert "no BSDS500 ground truth" in capsys.readouterr().err
     assert post_cli_main(["eval-post", "--synthetic", "--post-strength", "2", "--data", str(tmp_path)]) == 2
     assert post_cli_main(["eval-post", "--synthetic", "--steps", "crf,foo", "--data", str(tmp_path)]) == 2

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.cli import build_parser
+from core.cli import main
+from core.errors import INPUT
 from core.models import create_model
 from core.pipeline import Colorizer
 from core.video import synth
@@ -24,8 +25,7 @@ def small_clip():
 
 
 def _run(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    return main(argv)  # the tinct frame: it prints a failure as one line and picks the status
 
 
 def test_colorize_sequence_with_the_real_colorizer(small_clip):
@@ -57,7 +57,7 @@ def test_tinct_video_bad_input_is_one_line_error(tmp_path, capsys):
     rc = _run(["video", str(tmp_path / "missing.mp4"), str(tmp_path / "o.mp4"), "--model", "default",
                "--device", "cpu", "--no-progress"])
     err = capsys.readouterr().err.strip()
-    assert rc == 2 and err.count("\n") == 0 and "does not exist" in err
+    assert rc == INPUT and err.count("\n") == 0 and "does not exist" in err
     assert not (tmp_path / "o.mp4").exists()
 
 

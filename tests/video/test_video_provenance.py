@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from core import provenance
-from core.cli import build_parser
+from core.cli import main
+from core.errors import USAGE
 from core.paths import BUNDLED_WEIGHTS_DIR
 from core.video import synth
 from exiftool_env import read_tags
@@ -31,8 +32,7 @@ def gray_mkv(tmp_path_factory):
 
 
 def _run(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    return main(argv)  # the tinct frame: it prints a failure as one line and picks the status
 
 
 VIDEO_ARGS = ["--model", "default", "--device", "cpu", "--render-size", "64", "--no-progress"]
@@ -91,7 +91,7 @@ def test_video_no_provenance(gray_mkv, tmp_path, exiftool):
 
 
 def test_video_bmp_frames_are_refused_in_one_line(gray_mkv, tmp_path, capsys):
-    assert _run(["video", str(gray_mkv), str(tmp_path / "bmp"), *VIDEO_ARGS, "--frame-format", "bmp"]) == 2
+    assert _run(["video", str(gray_mkv), str(tmp_path / "bmp"), *VIDEO_ARGS, "--frame-format", "bmp"]) == USAGE
     err = capsys.readouterr().err
     assert "bmp" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "bmp").exists()

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from core import cli
+from core.errors import INTERRUPTED, OUTPUT, TERMINATED
 from core.outputs import FOLDER_MARKER
 from core.video import synth
 from core.video.io import EncodeOptions, VideoIOError
@@ -52,7 +53,7 @@ def test_an_output_that_is_or_contains_the_input_is_refused_before_anything_is_d
     for source, output in cases:
         code = cli.main(["video", str(source), str(output), "--overwrite", "--no-progress", "--model", "default"])
         err = capsys.readouterr().err
-        assert code == 2, (source, output, err)
+        assert code == OUTPUT, (source, output, err)
         assert len(err.strip().splitlines()) == 1 and "input" in err, err
         assert _tree(work) == before  # nothing deleted, nothing added
         assert not [p for p in work.rglob(".*")]
@@ -90,7 +91,10 @@ def test_damaged_frame_warnings_go_to_stderr(tmp_path, capsys):
     assert report.damaged and "skipped damaged input" in captured.err and "damaged" not in captured.out
 
 
-def test_sigterm_removes_the_hidden_partial_output(tmp_path):
+@pytest.mark.parametrize(("signum", "status", "word"), [(signal.SIGTERM, TERMINATED, "terminated"),
+                                                       (signal.SIGINT, INTERRUPTED, "interrupted")])
+def test_sigterm_removes_the_hidden_partial_output(tmp_path, signum, status, word):
+    """SIGTERM (a service stopping) and SIGINT (Ctrl+C) alike: nothing half-written left, one line, the status."""
     source = tmp_path / "long.mp4"
     synth.write_video(source, _frames(400, 160, 96), Fraction(24), audio_hz=None)
     out = tmp_path / "color.mp4"
@@ -104,11 +108,11 @@ def test_sigterm_removes_the_hidden_partial_output(tmp_path):
             assert time.monotonic() < deadline, "the run never started writing"
             time.sleep(0.05)
         time.sleep(0.5)
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signum)
         _, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 143, err
-    assert "terminated" in err
+    assert proc.returncode == status, err
+    assert err.strip().splitlines() == [f"tinct video: {word}; no output written"], err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mp4"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -11,17 +10,17 @@ from pathlib import Path
 import pytest
 
 import weights_fetch
+from core.errors import INPUT, MODEL
 from weights_fetch import cli
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_cli(*argv: str) -> int:
-    """Run ``tinct weights ARGV`` as the lead's ``tinct`` parser would."""
-    parser = argparse.ArgumentParser(prog="tinct")
-    cli.add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["weights", *argv])
-    return args.func(args)
+    """Run ``tinct weights ARGV`` through the ``tinct`` command's frame (which prints the errors)."""
+    from core import cli as tinct
+
+    return tinct.main(["weights", *argv])
 
 
 def test_list_shows_size_licence_and_state(publish, capsys):
@@ -55,20 +54,20 @@ def test_fetch_path_verify_remove(publish, server, capsys):
 
 def test_errors_are_one_line_on_stderr(publish, server, capsys):
     published = publish()
-    assert run_cli("path", published.name) == 1
+    assert run_cli("path", published.name) == MODEL
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert captured.err.count("\n") == 1 and captured.err.startswith("error: weights 'test-tiny'")
+    assert captured.err.count("\n") == 1 and captured.err.startswith("tinct weights: error: weights 'test-tiny'")
 
     del server.files[published.file]
-    assert run_cli("fetch", published.name, "--mirror", published.mirror, "--no-progress") == 1
+    assert run_cli("fetch", published.name, "--mirror", published.mirror, "--no-progress") == MODEL
     assert "HTTP 404" in capsys.readouterr().err
 
-    assert run_cli("fetch", "no-such-model") == 1
-    assert capsys.readouterr().err.startswith("error: unknown weights 'no-such-model'")
+    assert run_cli("fetch", "no-such-model") == MODEL
+    assert capsys.readouterr().err.startswith("tinct weights: error: unknown weights 'no-such-model'")
 
-    assert run_cli("verify", published.name) == 1
-    assert run_cli("remove", "tinct-small") == 1
+    assert run_cli("verify", published.name) == MODEL
+    assert run_cli("remove", "tinct-small") == MODEL
 
 
 def test_import_command(publish, tmp_path, capsys):
@@ -78,8 +77,10 @@ def test_import_command(publish, tmp_path, capsys):
     assert run_cli("import", published.name, str(file)) == 0
     assert weights_fetch.state(published.name) == "cached"
     file.write_bytes(published.data[:-1])
-    assert run_cli("import", published.name, str(file)) == 1
+    assert run_cli("import", published.name, str(file)) == MODEL
     assert "expected" in capsys.readouterr().err
+    assert run_cli("import", published.name, str(tmp_path / "absent.pth")) == INPUT
+    assert "no such file" in capsys.readouterr().err
 
 
 def test_python_dash_m_entry_point(publish, weights_env):
@@ -89,7 +90,7 @@ def test_python_dash_m_entry_point(publish, weights_env):
         [sys.executable, "-m", "weights_fetch", "path", "test-tiny"],
         cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60,
     )
-    assert done.returncode == 1
+    assert done.returncode == MODEL
     assert done.stdout == "" and done.stderr.startswith("error: weights 'test-tiny'")
     done = subprocess.run(
         [sys.executable, "-m", "weights_fetch", "list"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60,

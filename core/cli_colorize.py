@@ -30,8 +30,6 @@ _GLOB_CHARS = set("*?[")
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add ``colorize`` to the ``tinct`` sub-commands."""
-    from .content import CONTENT_CHOICES
-
     p = subparsers.add_parser(
         "colorize",
         help="colorize black-and-white photos (files, folders, globs)",
@@ -62,9 +60,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="grayscale image (white = act, black = leave) limiting where post-processing acts")
     p.add_argument("--mask-colorize", action="store_true",
                    help="limit the colorization itself to the mask; outside it the input keeps its own colours")
-    p.add_argument("--content", choices=CONTENT_CHOICES, default="auto",
-                   help="what the images show, which selects the decode profile: photo, document (scanned pages), "
-                   "or auto (default: a detector on the lightness decides per image)")
+    add_option(p, "content")
     control = p.add_argument_group("user control (see the README's 'User control')")
     hints = control.add_mutually_exclusive_group()
     hints.add_argument("--hints", type=Path, metavar="FILE",
@@ -217,7 +213,7 @@ def _inode(path: Path) -> tuple[int, int] | None:
 
 def _check_arguments(args: argparse.Namespace) -> str | None:
     problem = check_arguments(args, ("temperature", "decode", "render_size", "post", "post_strength", "batch_size",
-                                     "palette", "reference_strength"))
+                                     "content", "palette", "reference_strength"))
     if problem:
         return problem
     if args.palette == NO_PALETTE:

@@ -20,7 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-CONTENT_CHOICES = ("auto", "photo", "document")
+from .options import OPTIONS
+
+CONTENT_CHOICES: tuple[str, ...] = tuple(c.value for c in OPTIONS["content"].choices)  # auto, photo, document
 DETECTOR_FILE = Path(__file__).with_name("content_detector.json")
 DOCUMENT_THRESHOLD = 0.5
 FEATURE_SIZE = 256  # the longer side the features are computed at (px)

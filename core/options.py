@@ -176,6 +176,13 @@ OPTIONS: dict[str, Option] = {option.name: option for option in (
     Option("temporal", "bool", True, "S_teady colours across frames",
            "Temporal consistency: carry colours from frame to frame along the optical flow",
            "flow-guided blending with the previous frame"),
+    Option("content", "choice", "auto", "Image cont_ent",
+           "What the image shows, which selects the decode profile: a photo, a document (a scanned page: paper "
+           "keeps a paper tone, ink stays ink), or Auto (a detector on the lightness decides)",
+           "what the images show, which selects the decode profile: photo, document (scanned pages), or auto "
+           "(default: a detector on the lightness decides per image)",
+           choices=(Choice("auto", "Auto (photo or document, detected)"), Choice("photo", "Photo"),
+                    Choice("document", "Document (a scanned page)"))),
     Option("use_hints", "bool", True, "Use colour hin_ts",
            f"Colour hints: the opaque pixels of the hint layer chosen below or, when none is chosen, of the layer "
            f"named '{HINT_LAYER_NAME}' (Filters > Colors > Add Tinct Hint Layer) give the colour there; for "

@@ -8,12 +8,12 @@ Operations (request ``"op"``):
   (``[H,W,4]`` RGBA in the same dtype; pixels with alpha > 0 are colour hints) and ``reference``
   (``[h,w,3|4]`` RGB(A), any size and dtype: a photo whose palette steers the colours);
   ``options``: ``model``, ``temperature``, ``decode``, ``render_size``, ``post`` (list of post-processing
-  names), ``post_strength``, ``palette`` (a named palette,
+  names), ``post_strength``, ``content`` (``auto``/``photo``/``document``), ``palette`` (a named palette,
   used like a reference; ``none``), ``reference_strength``: defaults, ranges and choices as in
   ``core.options`` (missing or null means the default); ``confidence`` (bool), ``provenance`` (bool).
   Reply: array ``pixels``, the same dtype, RGB or RGBA (alpha kept), with ``confidence`` also array
   ``confidence`` (``[H,W]`` u8, 255 = confident), ``timing`` ``{"engine_s"}``, ``used``
-  ``{"hints", "reference", "confidence": bool}`` (what steered this
+  ``{"hints", "reference", "confidence": bool, "content": "photo"|"document"}`` (what steered this
   result), ``warnings`` (lines for the user: hints, a reference or a confidence map asked of a model
   that cannot use them are skipped) and, with ``provenance``, ``provenance``
   ``{"record": <core.provenance.Record.to_dict()>, "xmp": <XMP packet>}``.
@@ -144,7 +144,8 @@ class EngineHandler:
         if not isinstance(options, dict):
             raise RequestError("'options' must be an object")
         try:
-            opts = checked(options, ("model", "temperature", "decode", "render_size", "post", "post_strength"))
+            opts = checked(options, ("model", "temperature", "decode", "render_size", "post", "post_strength",
+                                     "content"))
         except OptionError as exc:
             raise RequestError(str(exc)) from None
         if not opts["post"]:
@@ -216,7 +217,8 @@ class EngineHandler:
             specs.append(spec)
             parts.append(data)
         spec, data = from_array("pixels", result)
-        used = {"hints": "hints" in opts, "reference": "reference" in opts, "confidence": bool(opts.get("confidence"))}
+        used = {"hints": "hints" in opts, "reference": "reference" in opts, "confidence": bool(opts.get("confidence")),
+                "content": (getattr(colorizer, "last_content", None) or [opts["content"]])[0]}
         reply = {"ok": True, "arrays": [spec, *specs], "timing": {"engine_s": time.perf_counter() - started},
                  "used": used}
         if warnings:

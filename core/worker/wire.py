@@ -2,7 +2,8 @@
 
 Version 2 (user control) added to ``colorize`` the optional request array ``reference``, the options
 ``palette``, ``reference_strength`` and ``confidence``, the reply array ``confidence`` and reply
-``warnings``; version 3 adds the palette ``none`` and the reply's ``used`` (see ``core/worker/engine.py``). An older worker would silently ignore what
+``warnings``; version 3 adds the option ``content`` (photo, document or auto), the palette ``none``
+and the reply's ``used`` (see ``core/worker/engine.py``). An older worker would silently ignore what
 it does not know, so the client replaces a worker of another version.
 
 Standard library only: the engine worker (the project's virtual environment) imports it as

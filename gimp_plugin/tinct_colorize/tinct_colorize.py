@@ -45,7 +45,7 @@ PROC_ANIMATION = "plug-in-tinct-colorize-animation"
 PROC_HINTS = "plug-in-tinct-add-hint-layer"
 PLUGIN_DIR = Path(__file__).resolve().parent
 BLEND_MODES = {"normal": Gimp.LayerMode.NORMAL, "lch-color": Gimp.LayerMode.LCH_COLOR}
-ENGINE_OPTIONS = ("temperature", "render_size", "post", "post_strength", "provenance")  # sent to the worker
+ENGINE_OPTIONS = ("temperature", "render_size", "post", "post_strength", "content", "provenance")  # to the worker
 CONTROL_OPTIONS = ("palette", "reference_strength")  # also sent to the worker by the colorize procedure
 RESULT_PARASITE = "tinct-result"  # on each result (and confidence) layer: JSON {"source": tattoo, "settings": {...}}
 CONFIDENCE_LAYER_NAME = "Tinct confidence"
@@ -435,7 +435,8 @@ class TinctColorize(Gimp.PlugIn):
         if confidence is not None and (confidence[0]["shape"] != [height, width] or confidence[0]["dtype"] != "u8"):
             raise PlugInFailure(f"the engine returned an unexpected confidence map {confidence[0]}")
         used = reply.get("used", {})  # what steered this result (a model may not take hints or a reference)
-        settings.update(hints=bool(used.get("hints")), reference=reference_name if used.get("reference") else None)
+        settings.update(hints=bool(used.get("hints")), reference=reference_name if used.get("reference") else None,
+                        content_used=used.get("content"))
         Gimp.progress_update(0.9)
 
         started = time.perf_counter()
@@ -594,6 +595,8 @@ def result_name(settings: dict) -> str:
         parts.append(f"{'+'.join(settings['post'])} {settings['post_strength']:g}")
     if settings["render_size"] != OPTIONS["render_size"].default:
         parts.append(f"{settings['render_size']}px")
+    if settings.get("content_used") == "document":  # chosen, or detected by "auto"
+        parts.append("document")
     if settings.get("hints"):
         parts.append("hints")
     if settings.get("reference"):

@@ -12,10 +12,10 @@ gi.require_version("GimpUi", "3.0")
 from gi.repository import GimpUi  # noqa: E402
 
 # The options each procedure offers, in dialog order (definitions: core/options.py).
-COLORIZE_OPTIONS = ("temperature", "render_size", "post", "post_strength", "use_hints", "hint_layer",
+COLORIZE_OPTIONS = ("temperature", "render_size", "post", "post_strength", "content", "use_hints", "hint_layer",
                     "reference_layer", "reference_file", "palette", "reference_strength", "confidence_layer",
                     "selection_mask", "blend", "provenance")
-ANIMATION_OPTIONS = ("temperature", "render_size", "post", "post_strength", "temporal", "provenance")
+ANIMATION_OPTIONS = ("temperature", "render_size", "post", "post_strength", "content", "temporal", "provenance")
 
 
 def build_dialog(procedure, config, title: str, names: tuple[str, ...], options: dict) -> GimpUi.ProcedureDialog:

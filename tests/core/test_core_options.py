@@ -48,24 +48,29 @@ def test_the_command_line_refuses_values_outside_the_table_in_one_line(argv, wor
 def test_the_worker_takes_defaults_and_refuses_the_same_values():
     model, opts = EngineHandler._options({"options": {}})
     assert model == "default"
-    assert opts == {"temperature": options.TEMPERATURE, "decode": "annealed", "render_size": options.RENDER_SIZE}
+    assert opts == {"temperature": options.TEMPERATURE, "decode": "annealed", "render_size": options.RENDER_SIZE,
+                    "content": "auto"}
     _, opts = EngineHandler._options({"options": {"post": ["tv", "crf"], "post_strength": 1.0}})
     assert opts["post"] == ("crf", "tv") and opts["post_strength"] == 1.0
     with pytest.raises(RequestError, match=r"post_strength must be in \[0, 1\], got 2"):
         EngineHandler._options({"options": {"post": ["crf"], "post_strength": 2}})
 
 
-def test_palette_choices_are_the_engines():
+def test_content_and_palette_choices_are_the_engines():
+    from core.content import CONTENT_CHOICES
     from core.reference import PALETTE_DIR, PALETTES, load_palette
 
+    assert CONTENT_CHOICES == tuple(c.value for c in options.OPTIONS["content"].choices) == ("auto", "photo", "document")
+    assert options.OPTIONS["content"].default == "auto"
     assert PALETTES == ("parchment", "aged-paper", "white-paper")
     assert [c.value for c in options.OPTIONS["palette"].choices] == [options.NO_PALETTE, *PALETTES]
     for name in PALETTES:
         assert (PALETTE_DIR / f"{name}.json").is_file() and float(load_palette(name).sum()) == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("argv, words", [(["--palette", "sepia"], "invalid choice: 'sepia' (choose from none, ")])
+@pytest.mark.parametrize("argv, words", [(["--palette", "sepia"], "invalid choice: 'sepia' (choose from none, "),
+                                         (["--content", "poster"], "invalid choice: 'poster' (choose from auto, ")])
 def test_the_command_line_offers_the_tables_choices(argv, words, capsys, tmp_path):
     with pytest.raises(SystemExit):
         tinct(["colorize", str(tmp_path / "x.png"), *argv])
-    assert words in capsys.readouterr().err.replace("'none'", "none")
+    assert words in capsys.readouterr().err.replace("'none'", "none").replace("'auto'", "auto")

@@ -1,5 +1,5 @@
-"""User control in a real, headless GIMP 3: the hint layer, a reference layer / file / palette and the confidence
-layer, with the real engine worker and the shipped hint-capable default model."""
+"""User control in a real, headless GIMP 3: the hint layer, a reference layer / file / palette, the confidence
+layer and the content choice, with the real engine worker and the shipped hint-capable default model."""
 
 from __future__ import annotations
 
@@ -67,6 +67,10 @@ def _cases(inputs: dict[str, str], reference: str) -> list[dict]:
          "args": {**default, "reference_layer": {"layer": "orange"}, "palette": "parchment"}},
         {"name": "gray_image_reference", "path": inputs["gray"], "add_layers": [{"path": reference, "name": "orange"}],
          "args": {**default, "reference_layer": {"layer": "orange"}}},
+        {"name": "content", "path": inputs["gray"], "args": {**default, "content": "document"},
+         "then": [{"content": "photo"}]},
+        {"name": "content_animation", "path": inputs["gray"], "frames": 2, "animation": True,
+         "args": {**default, "content": "document"}},
     ]
 
 
@@ -190,3 +194,12 @@ def test_a_reference_layer_in_a_grayscale_image_says_what_to_do(controlled):
     run = results["gray_image_reference"]["runs"][0]
     assert run["status"] == "execution-error" and run["added"] == []
     assert "Image > Mode > RGB" in run["error"] and "image file" in run["error"], run["error"]
+
+
+def test_content_is_passed_to_the_engine(controlled):
+    _, results, _ = controlled
+    runs = results["content"]["runs"]
+    assert [run["status"] for run in runs] == ["success", "success"]
+    assert [_names(run["added"])[0] for run in runs] == [f"Tinct default T=0.38 {RENDER}px document",
+                                                         f"Tinct default T=0.38 {RENDER}px"]
+    assert results["content_animation"]["status"] == "success", results["content_animation"]["error"]

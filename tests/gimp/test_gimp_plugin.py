@@ -182,7 +182,7 @@ def test_procedures_take_their_arguments_from_the_option_table(gimp_session):
         if name == "plug-in-tinct-add-hint-layer":
             assert offered == [], offered  # nothing to choose: it adds an empty layer
             continue
-        assert {"temperature", "render_size", "post", "post_strength"} <= {o.name for o in offered}
+        assert {"temperature", "render_size", "post", "post_strength", "content"} <= {o.name for o in offered}
         if name == "plug-in-tinct-colorize":
             assert {"use_hints", "hint_layer", "reference_layer", "reference_file", "palette", "reference_strength",
                     "confidence_layer"} <= {o.name for o in offered}

@@ -300,7 +300,7 @@ def test_worker_user_control_hints_reference_palette_confidence(run_dir):
     client = _client(run_dir)
     base = {"model": "tinct-small-v1", "temperature": 0.38, "render_size": 64}  # classification, no hints
     plain, plain_payload = client.request("colorize", base, arrays)
-    assert plain["used"] == {"hints": False, "reference": False, "confidence": False}
+    assert plain["used"] == {"hints": False, "reference": False, "confidence": False, "content": "photo"}
     red = np.zeros((30, 20, 3), np.uint8)
     red[:] = (200, 40, 40)
     reply, payload = client.request("colorize", {**base, "confidence": True},
@@ -318,9 +318,12 @@ def test_worker_user_control_hints_reference_palette_confidence(run_dir):
     assert not reply["used"]["reference"] and none_payload == plain_payload
     for options, words in (({"palette": "sepia"}, "palette must be one of none, parchment"),
                            ({"palette": "parchment", "reference_strength": 11}, "reference_strength must be in [0, 10]"),
+                           ({"content": "poster"}, "content must be one of auto, photo, document"),
                            ({"confidence": "yes"}, "confidence must be true or false")):
         with pytest.raises(client_mod.EngineError, match=re.escape(words)):
             client.request("colorize", {**base, **options}, arrays)
+    reply, _ = client.request("colorize", {**base, "content": "document"}, arrays)
+    assert reply["used"]["content"] == "document"
     with pytest.raises(client_mod.EngineError, match="gray"):
         client.request("colorize", base, arrays + [(wire.array_spec("reference", "u8", gray.shape), gray.tobytes())])
 
@@ -335,7 +338,7 @@ def test_worker_user_control_hints_reference_palette_confidence(run_dir):
     assert bytes(hinted) != bytes(unhinted)
     reply, payload = client.request("colorize", {**base, "model": "tinct-small-l2", "confidence": True,
                                                  "palette": "parchment"}, arrays + [hint_array])
-    assert reply["used"] == {"hints": False, "reference": False, "confidence": False}
+    assert reply["used"] == {"hints": False, "reference": False, "confidence": False, "content": "photo"}
     assert [spec["name"] for spec in reply["arrays"]] == ["pixels"]
     warnings = reply["warnings"]
     assert len(warnings) == 3 and sum("regression model" in w for w in warnings) == 2, warnings

@@ -140,6 +140,7 @@ class _Item:
     source_ab: Tensor | None = None
     hint_ab: Tensor | None = None
     hint_mask: Tensor | None = None
+    render_hints: tuple[Tensor, Tensor] | None = None  # the hints at render size (padded), set by _run_renders
     content: str = "auto"  # as asked; ``_predict_low`` resolves "auto" to "photo" or "document" (the decode profile)
     reference_bias: Tensor | None = None  # [Q] logit bias toward a reference's ab histogram
     confidence: Tensor | None = None  # [n, 1, H, W] when asked for
@@ -477,12 +478,12 @@ class Colorizer:
                     from .reference import reweight_logits
 
                     out = reweight_logits(out, item.reference_bias)
-                if item.hint_ab is not None and self.model.output == "logits":
-                    out = out + self.logit_fold * self._hint_bias(item, render)
                 g = item.geometry
+                guide = F.avg_pool2d(render[:, :, : g.height, : g.width], self.out_stride)
+                if item.render_hints is not None and self.model.output == "logits":
+                    out = out + self.logit_fold * self._hint_bias(item, guide)
                 profile = PROFILES[item.content]
                 t = options.temperature * profile.temperature_scale
-                guide = F.avg_pool2d(render[:, :, : g.height, : g.width], self.out_stride)
                 plain = self.decode_output(out, temperature=t, decode=options.decode)
                 if options.confidence:
                     from .confidence import confidence_from_logits
@@ -510,10 +511,10 @@ class Colorizer:
     def _run_renders(self, items: list[_Item], batch_size: int) -> tuple[list[Tensor], list[Tensor]]:
         """Render inputs and raw network outputs (cropped to the image's cells) per item."""
         renders = [item.render if item.render is not None else render_input(item.L, item.geometry) for item in items]
-        hints = [
-            hints_for_render(item.hint_ab, item.hint_mask, item.geometry) if item.hint_ab is not None else None
-            for item in items
-        ]
+        for item in items:
+            if item.hint_ab is not None:
+                item.render_hints = hints_for_render(item.hint_ab, item.hint_mask, item.geometry)
+        hints = [item.render_hints for item in items]
         groups: dict[tuple[int, int], list[int]] = {}
         for index, render in enumerate(renders):
             groups.setdefault(tuple(render.shape[-2:]), []).append(index)
@@ -533,16 +534,16 @@ class Colorizer:
                     offset += count
         return renders, raw_out
 
-    def _hint_bias(self, item: _Item, render: Tensor) -> Tensor:
-        """``core.hint_spread.hint_log_bias`` for one item's hints on its output grid ``[n, Q, oh, ow]``."""
+    def _hint_bias(self, item: _Item, guide: Tensor) -> Tensor:
+        """``core.hint_spread.hint_log_bias`` for one item's render hints on its output grid ``[n, Q, oh, ow]``;
+        ``guide`` is the render's L* pooled to that grid."""
         from .hint_spread import hint_log_bias, hints_on_grid
 
         g = item.geometry
-        ab, mask = hints_for_render(item.hint_ab, item.hint_mask, g)
+        ab, mask = item.render_hints
         ab, hinted = hints_on_grid(ab[:, :, : g.height, : g.width].to(self.device),
                                    mask[:, :, : g.height, : g.width].to(self.device), self.out_stride)
-        guide = F.avg_pool2d(render[:, :, : g.height, : g.width].float(), self.out_stride)
-        return hint_log_bias(guide, ab, hinted, self.bin_centers)
+        return hint_log_bias(guide.float(), ab, hinted, self.bin_centers)
 
     def _batch_hints(self, hints: list, renders: list[Tensor]) -> tuple[Tensor, Tensor] | None:
         if not self.accepts_hints or all(h is None for h in hints):

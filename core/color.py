@@ -329,7 +329,7 @@ def gray_to_l(gray: Tensor) -> Tensor:
 # path's lookup table. A colour is in gamut when every channel truncates into [0, 65535], i.e.
 # lies within (-1/65535, 1 + 1/65535): a slack below one 16-bit step.
 _LINEAR_STEPS = 65535
-_GAMUT_BISECTION_STEPS = 5  # chroma within 1/32 of the largest scale that fits
+_GAMUT_BISECTION_STEPS = 5  # where the table's guess misses: within 1/32 of the largest scale that fits
 # Pixels per band on the CPU: the band's buffers are reused, so no band allocates (and page-faults)
 # fresh memory, and they stay in the caches.
 _GAMUT_BAND_PIXELS = 1 << 17
@@ -348,49 +348,63 @@ def _check_lab_pair(L: Tensor, ab: Tensor, name: str) -> tuple[Tensor, Tensor]:
 
 
 class _GamutKernel:
-    """Lab -> linear RGB in steps of 1/65535, channels last, one band of pixels at a time,
-    reporting the pixels outside sRGB; :meth:`reduce_chroma` then brings those back in.
+    """Lab -> linear RGB in steps of 1/65535, one band of pixels at a time, reporting the pixels
+    outside sRGB; :meth:`reduce_chroma` then brings those back in.
 
-    The band buffers are allocated once for the largest band and reused (fresh full-size
-    temporaries would cost more in page faults than the arithmetic does).
+    Linear RGB is computed channels first (``[3, m]``): a ``[3, 3] @ [3, m]`` product is an order of
+    magnitude faster on the CPU than the same product channels last. The band buffers are allocated
+    once for the largest band and reused (fresh full-size temporaries would cost more in page faults
+    than the arithmetic does).
+
+    Args:
+        pixels: the largest band.
+        interleaved: also give each band's truncated values channels last (``[m, 3]``, the order of
+            8-bit pixels), for the 8-bit path's table lookup.
     """
 
-    def __init__(self, pixels: int, dtype: torch.dtype, device: torch.device):
+    def __init__(self, pixels: int, dtype: torch.dtype, device: torch.device, interleaved: bool = False):
         matrix = torch.tensor(_LINEAR_RGB_FROM_NORMALISED_XYZ, dtype=torch.float64).mul_(_LINEAR_STEPS)
-        self.matrix_t = matrix.T.contiguous().to(dtype=dtype, device=device)  # rows: X, Y, Z
+        self.matrix = matrix.to(dtype=dtype, device=device)  # [rgb, xyz]
         self.f = torch.empty(3 * pixels, dtype=dtype, device=device)
         self.cube = torch.empty(3 * pixels, dtype=dtype, device=device)
         self.linear = torch.empty(3 * pixels, dtype=dtype, device=device)
         self.index = torch.empty(3 * pixels, dtype=torch.int32, device=device)
+        self.interleaved = torch.empty(3 * pixels, dtype=torch.int32, device=device) if interleaved else None
         self.bits = torch.empty(pixels, dtype=torch.int32, device=device)
 
-    def band(self, L: Tensor, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """``L``, ``a``, ``b``: ``[m]`` -> (linear RGB × 65535 ``[m, 3]``, its truncation ``[m, 3]``
-        int32 with the out-of-gamut pixels set to 0, int64 indices of those pixels). The first
-        two are views valid until the next call."""
+    def band(self, L: Tensor, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor | None, Tensor]:
+        """``L``, ``a``, ``b``: ``[m]`` -> (linear RGB × 65535 ``[3, m]``, with ``interleaved`` its
+        truncation ``[m, 3]`` int32 with the out-of-gamut pixels set to 0 (else None), int64 indices of
+        those pixels). The first two are views valid until the next call."""
         m = L.numel()
         f, cube = self.f[: 3 * m].view(3, m), self.cube[: 3 * m].view(3, m)
-        linear, index, bits = self.linear[: 3 * m].view(m, 3), self.index[: 3 * m].view(m, 3), self.bits[:m]
+        linear, index, bits = self.linear[: 3 * m].view(3, m), self.index[: 3 * m].view(3, m), self.bits[:m]
         torch.add(L, 16.0, out=f[1]).mul_(1.0 / 116.0)
         torch.add(f[1], a, alpha=1.0 / 500.0, out=f[0])
         torch.add(f[1], b, alpha=-1.0 / 200.0, out=f[2]).clamp_min_(0.0)  # skimage's clip of fz
-        torch.mm(_lab_f_inverse_into(f, cube).T, self.matrix_t, out=linear)
+        torch.mm(self.matrix, _lab_f_inverse_into(f, cube), out=linear)
         index.copy_(linear)  # truncates; NaN becomes INT_MIN, which counts as outside
-        torch.bitwise_or(index[:, 0], index[:, 1], out=bits).bitwise_or_(index[:, 2]).bitwise_and_(_HIGH_BITS)
+        torch.bitwise_or(index[0], index[1], out=bits).bitwise_or_(index[2]).bitwise_and_(_HIGH_BITS)
         outside = _flat_nonzero(bits)
+        if self.interleaved is None:
+            return linear, None, outside
         if outside.numel():
-            index.index_fill_(0, outside, 0)
-        return linear, index, outside
+            index.index_fill_(1, outside, 0)
+        interleaved = self.interleaved[: 3 * m].view(m, 3)
+        interleaved.T.copy_(index)
+        return linear, interleaved, outside
 
     def reduce_chroma(self, L: Tensor, a: Tensor, b: Tensor) -> Tensor:
-        """``[k]`` L*, a, b of colours outside sRGB -> ``[k, 3]`` linear RGB × 65535 in
-        [0, 65535] of the same L* and hue, with the largest chroma scale of 1/32, 2/32, ... 31/32
-        that fits (bisection), or the gray of that L* when none does. A non-finite a or b counts as 0
-        (its pixel was reported out of gamut)."""
+        """``[k]`` L*, a, b of colours outside sRGB -> ``[3, k]`` linear RGB × 65535 in
+        [0, 65535] of the same L* and hue, at the chroma of :func:`_max_chroma_table` for that L* and
+        hue (within 0.5 % of the most that fits). The few colours that this misses (the table's
+        corners taken together may overestimate near a curved stretch of the boundary) get the largest
+        chroma scale of 1/32, 2/32, ... 31/32 of that guess that fits (bisection), or the gray of that L*.
+        A non-finite a or b counts as 0 (its pixel was reported out of gamut)."""
         a, b = (torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0) for x in (a, b))
         fy = L.add(16.0).mul_(1.0 / 116.0)
-        y_part = _lab_f_inverse_into(fy[:, None].clone(), torch.empty_like(fy[:, None])) * self.matrix_t[1]
-        xz_matrix = self.matrix_t[0::2].contiguous()
+        y_part = self.matrix[:, 1:2] * _lab_f_inverse_into(fy[None].clone(), torch.empty_like(fy[None]))  # [3, k]
+        xz_matrix = self.matrix[:, 0::2].contiguous()  # [3, 2]
         a_step, b_step = a * (1.0 / 500.0), b * (-1.0 / 200.0)
         f = torch.empty(2, L.numel(), dtype=L.dtype, device=L.device)
         cube = torch.empty_like(f)
@@ -398,16 +412,73 @@ class _GamutKernel:
         def linear_at(chroma: Tensor) -> Tensor:
             torch.addcmul(fy, chroma, a_step, out=f[0])
             torch.addcmul(fy, chroma, b_step, out=f[1]).clamp_min_(0.0)
-            return torch.addmm(y_part, _lab_f_inverse_into(f, cube).T, xz_matrix)
+            return torch.addmm(y_part, xz_matrix, _lab_f_inverse_into(f, cube))
 
-        fitting = torch.zeros_like(L)  # the largest chroma scale known to fit (gray always does)
-        step = 1.0
-        for _ in range(_GAMUT_BISECTION_STEPS):
-            step *= 0.5
-            candidate = linear_at(fitting + step)
-            fits = (candidate.amin(1) > -1.0).logical_and_(candidate.amax(1) < _LINEAR_STEPS + 1.0)
-            fitting.add_(fits, alpha=step)
-        return linear_at(fitting).clamp_(0.0, float(_LINEAR_STEPS))
+        def fitting(linear: Tensor) -> Tensor:
+            return (linear.amin(0) > -1.0).logical_and_(linear.amax(0) < _LINEAR_STEPS + 1.0)
+
+        limit = _max_chroma(L, a, b).div_(torch.hypot(a, b).clamp_min_(1e-6)).clamp_(0.0, 1.0)
+        linear = linear_at(limit)
+        missed = _flat_nonzero(fitting(linear).logical_not_())
+        if missed.numel():
+            fy, a_step, b_step = (x.index_select(0, missed) for x in (fy, a_step, b_step))
+            y_part = y_part.index_select(1, missed)
+            f, cube, ceiling = f[:, : missed.numel()], cube[:, : missed.numel()], limit.index_select(0, missed)
+            fits = torch.zeros_like(ceiling)  # the largest fraction of the guess known to fit (gray always does)
+            step = 1.0
+            for _ in range(_GAMUT_BISECTION_STEPS):
+                step *= 0.5
+                fits.add_(fitting(linear_at((fits + step).mul_(ceiling))), alpha=step)
+            linear.index_copy_(1, missed, linear_at(fits.mul_(ceiling)))
+        return linear.clamp_(0.0, float(_LINEAR_STEPS))
+
+
+# The table of the largest in-gamut chroma: L* 0..100 in _CHROMA_TABLE_L - 1 steps, the hue circle in
+# _CHROMA_TABLE_HUES steps; found by bisection to 1/2^_CHROMA_TABLE_BISECTIONS of _CHROMA_TABLE_TOP.
+_CHROMA_TABLE_L = 257
+_CHROMA_TABLE_HUES = 512
+_CHROMA_TABLE_TOP = 256.0  # ab units; no sRGB colour has a chroma above 134
+_CHROMA_TABLE_BISECTIONS = 16  # 0.004 ab units
+_CHROMA_TABLE_MARGIN = 0.995  # the guess stays this fraction below the boundary the table found
+
+
+@functools.lru_cache(maxsize=4)
+def _max_chroma_table(dtype: torch.dtype, device: torch.device) -> Tensor:
+    """``[(_CHROMA_TABLE_L - 1) * _CHROMA_TABLE_HUES]`` (L-major): per cell of the L* × hue grid, the least
+    of its four corners' largest chroma (ab units) at which the colour lies in sRGB (linear RGB within
+    [0, 1], computed in float64), less :data:`_CHROMA_TABLE_MARGIN`."""
+    L = torch.linspace(0.0, 100.0, _CHROMA_TABLE_L, dtype=torch.float64).repeat_interleave(_CHROMA_TABLE_HUES)
+    hue = torch.arange(_CHROMA_TABLE_HUES, dtype=torch.float64).mul_(2.0 * np.pi / _CHROMA_TABLE_HUES).sub_(np.pi)
+    a_unit, b_unit = torch.cos(hue).repeat(_CHROMA_TABLE_L) / 500.0, torch.sin(hue).repeat(_CHROMA_TABLE_L) / -200.0
+    matrix_t = torch.tensor(_LINEAR_RGB_FROM_NORMALISED_XYZ, dtype=torch.float64).T.contiguous()
+    fy = (L + 16.0) / 116.0
+    f = torch.stack([fy, fy, fy], dim=1)
+    cube = torch.empty_like(f)
+
+    def inside(chroma: Tensor) -> Tensor:
+        torch.addcmul(fy, chroma, a_unit, out=f[:, 0])
+        f[:, 1] = fy
+        torch.addcmul(fy, chroma, b_unit, out=f[:, 2]).clamp_min_(0.0)
+        linear = _lab_f_inverse_into(f, cube) @ matrix_t
+        return (linear.amin(1) >= 0.0).logical_and_(linear.amax(1) <= 1.0)
+
+    low, step = torch.zeros_like(L), _CHROMA_TABLE_TOP
+    for _ in range(_CHROMA_TABLE_BISECTIONS):
+        step *= 0.5
+        low.add_(inside(low + step), alpha=step)
+    corners = low.view(_CHROMA_TABLE_L, _CHROMA_TABLE_HUES)
+    corners = torch.minimum(corners, corners.roll(-1, dims=1))  # the hue circle wraps around
+    cells = torch.minimum(corners[:-1], corners[1:]).mul_(_CHROMA_TABLE_MARGIN)
+    return cells.reshape(-1).to(dtype=dtype, device=device)
+
+
+def _max_chroma(L: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    """``[k]`` L*, a, b -> ``[k]`` a chroma (ab units) that fits sRGB at that L* and hue, from the table's
+    cell around it (new tensor, L's dtype)."""
+    rows = L.clamp(0.0, 100.0).mul_((_CHROMA_TABLE_L - 1) / 100.0).floor_().clamp_(max=_CHROMA_TABLE_L - 2)
+    hues = torch.atan2(b, a).add_(np.pi).mul_(_CHROMA_TABLE_HUES / (2.0 * np.pi)).floor_()
+    cell = rows.mul_(_CHROMA_TABLE_HUES).add_(hues.clamp_(0.0, _CHROMA_TABLE_HUES - 1))  # exact in float32
+    return _max_chroma_table(L.dtype, L.device).index_select(0, cell.to(torch.int64))
 
 
 def _lab_f_inverse_into(f: Tensor, out: Tensor) -> Tensor:
@@ -424,21 +495,23 @@ def _lab_f_inverse_into(f: Tensor, out: Tensor) -> Tensor:
 
 def _flat_nonzero(values: Tensor) -> Tensor:
     """Indices of the non-zero entries of a 1-D tensor (int64, on its device)."""
-    if values.device.type == "cpu":  # numpy's is several times faster than torch's on the CPU
-        return torch.from_numpy(np.flatnonzero(values.numpy()))
+    if values.device.type == "cpu":  # numpy's, on a bool copy, is several times faster than torch's on the CPU
+        return torch.from_numpy(np.flatnonzero(values.ne(0).numpy()))
     return values.nonzero().squeeze(1)
 
 
-def _keep_l_images(L: Tensor, ab: Tensor, store: Callable[[int, Tensor | slice, Tensor, Tensor], None]) -> None:
+def _keep_l_images(L: Tensor, ab: Tensor, store: Callable[[int, Tensor | slice, Tensor, Tensor | None], None],
+                   interleaved: bool = False) -> None:
     """Gamut-keeping linear RGB of every image, handed over in pieces: ``store(image, where,
     linear, index)`` with ``where`` the pixels (a band's ``slice`` or int64 indices), ``linear``
-    ``[m, 3]`` linear RGB × 65535 and ``index`` its int32 truncation in [0, 65535]."""
+    ``[3, m]`` linear RGB × 65535 and, with ``interleaved``, ``index`` its int32 truncation in
+    [0, 65535] channels last, ``[m, 3]`` (else None)."""
     pixels = L.shape[-2] * L.shape[-1]
     images = L.numel() // max(1, pixels)
     L_flat = L.reshape(images, pixels)
     ab_flat = ab.reshape(images, 2, pixels)
     band = min(pixels, _GAMUT_BAND_PIXELS) if L.device.type == "cpu" else pixels
-    kernel = _GamutKernel(band, L.dtype, L.device)
+    kernel = _GamutKernel(band, L.dtype, L.device, interleaved)
     with torch.no_grad():
         for image in range(images):
             l_img, a_img, b_img = L_flat[image], ab_flat[image, 0], ab_flat[image, 1]
@@ -454,12 +527,12 @@ def _keep_l_images(L: Tensor, ab: Tensor, store: Callable[[int, Tensor | slice, 
                 for start in range(0, everywhere.numel(), band):
                     where = everywhere[start : start + band]
                     linear = kernel.reduce_chroma(*(x.index_select(0, where) for x in (l_img, a_img, b_img)))
-                    store(image, where, linear, linear.to(torch.int32))
+                    store(image, where, linear, linear.T.to(torch.int32) if interleaved else None)
 
 
 def lab_to_linear_rgb_keep_l(L: Tensor, ab: Tensor) -> Tensor:
     """L* and ab -> linear sRGB with L* kept exactly: a colour outside sRGB keeps its hue and loses
-    chroma (bisection on the chroma scale, to within 1/32 of the most that fits) instead of being
+    chroma (to within 0.5 % of the most that fits, from a table of the sRGB boundary) instead of being
     clipped per channel, which would change its lightness.
 
     Args:
@@ -474,11 +547,11 @@ def lab_to_linear_rgb_keep_l(L: Tensor, ab: Tensor) -> Tensor:
     out = torch.empty((*L.shape[:-3], 3, *L.shape[-2:]), dtype=L.dtype, device=L.device)
     planes = out.view(-1, 3, L.shape[-2] * L.shape[-1])
 
-    def store(image: int, where: Tensor | slice, linear: Tensor, index: Tensor) -> None:
+    def store(image: int, where: Tensor | slice, linear: Tensor, index: Tensor | None) -> None:
         if isinstance(where, slice):
-            torch.mul(linear.T, 1.0 / _LINEAR_STEPS, out=planes[image, :, where])
+            torch.mul(linear, 1.0 / _LINEAR_STEPS, out=planes[image, :, where])
         else:
-            planes[image].index_copy_(1, where, linear.T * (1.0 / _LINEAR_STEPS))
+            planes[image].index_copy_(1, where, linear * (1.0 / _LINEAR_STEPS))
 
     _keep_l_images(L, ab, store)
     return out.clamp_(0.0, 1.0)
@@ -497,7 +570,7 @@ def _srgb8_lut(device: torch.device) -> Tensor:
     return codes.to(torch.uint8).to(device)
 
 
-def lab_to_rgb8_keep_l(L: Tensor, ab: Tensor) -> Tensor:
+def lab_to_rgb8_keep_l(L: Tensor, ab: Tensor, out: Tensor | None = None) -> Tensor:
     """L* and ab -> 8-bit sRGB pixels, channels last, with L* kept (see :func:`lab_to_linear_rgb_keep_l`).
 
     The transfer curve is a 65536-entry lookup table on the linear value: within half a code step
@@ -506,21 +579,27 @@ def lab_to_rgb8_keep_l(L: Tensor, ab: Tensor) -> Tensor:
     Args:
         L: ``[..., 1, H, W]`` float L* in [0, 100].
         ab: ``[..., 2, H, W]`` float ab units, same leading shape and device.
+        out: where to write the pixels: contiguous uint8 ``[..., H, W, 3]`` on L's device (else a new tensor).
     Returns:
-        ``[..., H, W, 3]`` uint8 on L's device.
+        ``[..., H, W, 3]`` uint8 on L's device (``out`` when given).
     Raises:
-        TypeError: for a non-tensor or non-floating input. ValueError: for a wrong or mismatched shape.
+        TypeError: for a non-tensor or non-floating input. ValueError: for a wrong or mismatched shape or ``out``.
     """
     L, ab = _check_lab_pair(L, ab, "lab_to_rgb8_keep_l")
-    out = torch.empty((*L.shape[:-3], *L.shape[-2:], 3), dtype=torch.uint8, device=L.device)
+    shape = (*L.shape[:-3], *L.shape[-2:], 3)
+    if out is None:
+        out = torch.empty(shape, dtype=torch.uint8, device=L.device)
+    elif tuple(out.shape) != shape or out.dtype != torch.uint8 or out.device != L.device or not out.is_contiguous():
+        raise ValueError(f"lab_to_rgb8_keep_l: out must be contiguous uint8 {list(shape)} on {L.device}, "
+                         f"got {out.dtype} {list(out.shape)} on {out.device}")
     codes = out.view(-1, L.shape[-2] * L.shape[-1] * 3)
     lut = _srgb8_lut(L.device)
 
-    def store(image: int, where: Tensor | slice, linear: Tensor, index: Tensor) -> None:
+    def store(image: int, where: Tensor | slice, linear: Tensor, index: Tensor | None) -> None:
         if isinstance(where, slice):
             torch.index_select(lut, 0, index.view(-1), out=codes[image, 3 * where.start : 3 * where.stop])
         else:
-            codes[image].view(-1, 3).index_copy_(0, where, lut.index_select(0, index.view(-1)).view(-1, 3))
+            codes[image].view(-1, 3).index_copy_(0, where, lut.index_select(0, index.reshape(-1)).view(-1, 3))
 
-    _keep_l_images(L, ab, store)
+    _keep_l_images(L, ab, store, interleaved=True)
     return out

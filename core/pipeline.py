@@ -670,7 +670,7 @@ class Colorizer:
             def merge(index: int, top: int, bottom: int, L_rows: Tensor, ab_rows: Tensor) -> None:
                 with stage("merge", self.device):
                     rgb = outputs[index][top:bottom, :, :3]
-                    rgb[...] = merge_to_pixels(L_rows, ab_rows, rgb.dtype)
+                    merge_to_pixels(L_rows, ab_rows, rgb.dtype, out=rgb)
                     item, color = items[index], parts[index][0]
                     if mask_colorize and color.shape[2] == 3:
                         untouched = (item.mask[0, 0, top:bottom] == 0).cpu().numpy()

@@ -43,14 +43,25 @@ def luminance_from_pixels(color: np.ndarray, device: torch.device | str = "cpu")
         color: ``[H, W, 1]`` gray or ``[H, W, 3]`` sRGB, uint8 | uint16 | float32 in [0, 1].
         device: where the result lives.
     Returns:
-        ``[1, 1, H, W]`` float32 L* in [0, 100]. Integer gray goes through a lookup table.
+        ``[1, 1, H, W]`` float32 L* in [0, 100]. Integer gray, and integer RGB whose three channels are
+        equal (a black-and-white photo in an RGB layer or file), goes through a lookup table.
     """
     device = torch.device(device)
-    if color.shape[2] == 1 and color.dtype in (np.uint8, np.uint16):
+    if color.dtype in (np.uint8, np.uint16) and (color.shape[2] == 1 or is_gray_rgb(color)):
         lut = _gray_lut(256 if color.dtype == np.uint8 else 65536)
         return torch.from_numpy(lut[color[:, :, 0]]).to(device)[None, None]
     unit = unit_tensor(color, device)
     return gray_to_l(unit) if color.shape[2] == 1 else rgb_to_l(unit)
+
+
+def is_gray_rgb(color: np.ndarray) -> bool:
+    """Whether ``[H, W, 3]`` pixels have R = G = B everywhere (a sparse sample first, so colour fails fast)."""
+    if color.ndim != 3 or color.shape[2] != 3:
+        return False
+    for pixels in (color[::61, ::67], color):
+        if not (np.array_equal(pixels[..., 0], pixels[..., 1]) and np.array_equal(pixels[..., 1], pixels[..., 2])):
+            return False
+    return True
 
 
 def ab_from_pixels(color: np.ndarray, device: torch.device | str = "cpu") -> Tensor:
@@ -60,7 +71,7 @@ def ab_from_pixels(color: np.ndarray, device: torch.device | str = "cpu") -> Ten
     return rgb_to_lab(unit_tensor(color, device))[:, 1:]
 
 
-def merge_to_pixels(L: Tensor, ab: Tensor, dtype: np.dtype | type) -> np.ndarray:
+def merge_to_pixels(L: Tensor, ab: Tensor, dtype: np.dtype | type, out: np.ndarray | None = None) -> np.ndarray:
     """The ORIGINAL L and the predicted ab -> ``[H, W, 3]`` sRGB pixels of ``dtype``, L* kept
     (``core.color.lab_to_rgb8_keep_l`` for 8-bit output, ``lab_to_rgb_keep_l`` otherwise).
 
@@ -68,14 +79,26 @@ def merge_to_pixels(L: Tensor, ab: Tensor, dtype: np.dtype | type) -> np.ndarray
         L: ``[1, 1, H, W]`` float32 L* in [0, 100].
         ab: ``[1, 2, H, W]`` float32 ab units.
         dtype: ``uint8``, ``uint16`` or ``float32``.
+        out: an ``[H, W, 3]`` array of ``dtype`` to write the pixels into (8-bit pixels of a C-contiguous
+            ``out`` on the CPU are written in place, without a full-size copy).
     Returns:
-        ``[H, W, 3]`` numpy array; its L* is the input's up to the output's rounding.
+        ``[H, W, 3]`` numpy array (``out`` when given); its L* is the input's up to the output's rounding.
     """
     dtype = np.dtype(dtype)
     ab = ab.to(device=L.device, dtype=torch.float32)
+    if out is not None and (out.dtype != dtype or out.shape != (*L.shape[-2:], 3)):
+        raise ValueError(f"out must be {dtype} [{L.shape[-2]}, {L.shape[-1]}, 3], got {out.dtype} {list(out.shape)}")
     if dtype == np.uint8:
-        return lab_to_rgb8_keep_l(L, ab)[0].cpu().numpy()
-    return quantize_rgb(lab_to_rgb_keep_l(L, ab)[0], dtype)
+        if out is not None and out.flags.c_contiguous and out.flags.writeable and L.device.type == "cpu":
+            lab_to_rgb8_keep_l(L, ab, out=torch.from_numpy(out)[None])
+            return out
+        pixels = lab_to_rgb8_keep_l(L, ab)[0].cpu().numpy()
+    else:
+        pixels = quantize_rgb(lab_to_rgb_keep_l(L, ab)[0], dtype)
+    if out is None:
+        return pixels
+    out[...] = pixels
+    return out
 
 
 def quantize_rgb(rgb: Tensor, dtype: np.dtype | type) -> np.ndarray:

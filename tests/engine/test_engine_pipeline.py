@@ -204,6 +204,15 @@ def test_engine_banded_8bit_merge_matches_exact_conversion(monkeypatch):
     exact = pipeline.quantize_rgb(lab_to_rgb_keep_l(L, ab)[0], np.uint8)
     assert fast.shape == (37, 23, 3)
     assert np.abs(fast.astype(int) - exact).max() <= 1
+    for dtype in (np.uint8, np.uint16):  # written into a given array: in place (8-bit) or copied
+        out = np.zeros((37, 23, 3), dtype)
+        assert pipeline.merge_to_pixels(L, ab, dtype, out=out) is out
+        np.testing.assert_array_equal(out, pipeline.merge_to_pixels(L, ab, dtype))
+    strided = np.zeros((37, 23, 4), np.uint8)[:, :, :3]  # the colour of an RGBA output
+    pipeline.merge_to_pixels(L, ab, np.uint8, out=strided)
+    np.testing.assert_array_equal(strided, fast)
+    with pytest.raises(ValueError):
+        pipeline.merge_to_pixels(L, ab, np.uint8, out=np.zeros((37, 23, 3), np.uint16))
 
 
 def test_engine_colorize_options_take_their_defaults_and_bounds_from_core_options():
@@ -247,3 +256,21 @@ def test_engine_colorize_options_object_equals_the_same_settings_as_keywords():
     assert not np.array_equal(typed, colorizer.colorize_array(gray, ColorizeOptions(temperature=1.0), mask=mask))
     with pytest.raises(TypeError, match="temperature"):
         colorizer.colorize_array(gray, ColorizeOptions(), temperature=0.2)
+
+
+def test_engine_gray_rgb_pixels_take_the_gray_table_and_match_the_conversion():
+    from core.pixel_tensors import is_gray_rgb, unit_tensor
+
+    rng = np.random.default_rng(3)
+    for dtype, peak in ((np.uint8, 255), (np.uint16, 65535)):
+        gray = rng.integers(0, peak + 1, (41, 37, 1)).astype(dtype)
+        rgb = np.repeat(gray, 3, axis=2)
+        assert is_gray_rgb(rgb)
+        exact = rgb_to_l(unit_tensor(rgb))
+        torch.testing.assert_close(luminance_from_pixels(rgb), exact, atol=2e-3, rtol=0)
+        torch.testing.assert_close(luminance_from_pixels(rgb), luminance_from_pixels(gray), atol=0, rtol=0)
+        tinted = rgb.copy()
+        tinted[40, 36, 2] ^= 1  # one pixel off gray, away from the sparse sample
+        assert not is_gray_rgb(tinted)
+        torch.testing.assert_close(luminance_from_pixels(tinted), rgb_to_l(unit_tensor(tinted)), atol=0, rtol=0)
+    assert not is_gray_rgb(np.zeros((4, 4, 1), np.uint8))

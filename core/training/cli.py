@@ -62,8 +62,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default="tinct-small", help="model name for the exported classification model")
     p.add_argument("--prior-correction", type=_alpha, default=0.0, metavar="ALPHA",
                    help="fold a logit adjustment of ALPHA·log(rebalancing weights) into the exported classification "
-                   "model (0 = pure rebalanced prediction; 'auto': the best held-back AuC that keeps colourfulness "
-                   ">= 0.95 x the truth's; see core/training/prior_correction.py)")
+                   "model (0 = pure rebalanced prediction; 'auto': chosen on the held-back training images through the whole "
+                   "pipeline, the best AuC that keeps colourfulness >= 0.92 x the truth's, plus a cast tilt that "
+                   "zeroes their mean cast; see core/training/calibration.py)")
     p.add_argument("--note", default="", help="free text recorded in the exported file's provenance")
     p.add_argument("--hardware", default="", help="free text recorded in the provenance (default: detected)")
     p.set_defaults(func=run)
@@ -92,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise UsageError("--device cuda but torch sees no CUDA device")
-    from .loop import held_back_cache, load_best, train
+    from .loop import held_back_files, load_best, train
     from .export import export_model
 
     cfg = TrainConfig(steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr, seed=args.seed,
@@ -103,22 +104,31 @@ def run(args: argparse.Namespace) -> int:
                       synthetic_share=args.synthetic_share,
                       extra={"name": args.name, "license": LICENSE})
     models = train(cfg, args.run_dir, resume=not args.no_resume, minutes=args.minutes)
-    models = {h: load_best(m, args.run_dir, h) for h, m in models.items()}
-    alpha_table: list[dict] = []
+    models = {h: load_best(m, args.run_dir, h).cpu() for h, m in models.items()}
+    calibration: dict | None = None
     alpha = args.prior_correction
     if args.export and alpha and "classification" in models:
         from ..bins import rebalance_weights, smoothed_prior
-        from .prior_correction import choose_alpha, correct_prior
+        from .prior_correction import correct_prior
 
-        state = torch.load(args.run_dir / "checkpoint.pt", weights_only=False)
+        state = torch.load(args.run_dir / "checkpoint.pt", weights_only=False, map_location="cpu")
         weights = rebalance_weights(smoothed_prior(state["counts"], state["centers"]), cfg.rebalance_lambda)
         if alpha == "auto":
-            held = held_back_cache(cfg, args.run_dir.parent / "cache")
-            alpha, alpha_table = choose_alpha(models["classification"], weights, held, cfg.val_size)
-            for row in alpha_table:
-                print("prior correction " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()))
-            print(f"prior correction chosen on {len(held.images)} held-back training images: alpha = {alpha}")
-        models["classification"] = correct_prior(models["classification"], weights, alpha)
+            from .calibration import calibrate, load_held_back
+
+            images = load_held_back(held_back_files(cfg))
+            models["classification"], calibration = calibrate(models["classification"], weights, images)
+            for row in calibration["alphas"] + calibration["tilts"]:
+                setting = f"alpha {row['alpha']:.3f}" + (f" tilt {row['tilt'][0]:+.4f},{row['tilt'][1]:+.4f}"
+                                                           if "tilt" in row else "")
+                print(f"calibration {setting}: " + ", ".join(
+                    f"{k} {row[k]:.3f}" for k in ("auc", "colorfulness_ratio", "wrong_vivid", "cast_a", "cast_b")))
+            alpha = calibration["alpha"]
+            print(f"calibration on {len(images)} held-back training images (full pipeline, <= "
+                  f"{calibration['side']} px): alpha = {alpha}, cast tilt = {calibration['tilt'][0]:+.5f}, "
+                  f"{calibration['tilt'][1]:+.5f} per ab unit")
+        else:
+            models["classification"] = correct_prior(models["classification"], weights, alpha)
     if args.export:
         log_tail = _last_validation(args.run_dir / "log.jsonl")
         for head, model in models.items():
@@ -127,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
                 "command": shlex.join(["tinct", *sys.argv[1:]]),
                 "config": asdict(cfg),
                 "prior_correction": alpha if head == "classification" else None,
-                "prior_correction_held_back": alpha_table if head == "classification" else None,
+                "calibration_held_back": calibration if head == "classification" else None,
+                "initialised_from": _provenance_of(cfg.init_from, head),
                 "data": DATA_DESCRIPTION,
                 "hardware": args.hardware or f"{platform.machine()} {platform.processor()} torch {torch.__version__} "
                 f"threads={torch.get_num_threads()}",
@@ -138,6 +149,24 @@ def run(args: argparse.Namespace) -> int:
                                 provenance=provenance)
             print(f"exported {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0
+
+
+def _provenance_of(init_from: str, head: str) -> dict | None:
+    """The provenance recorded in the ``--init-from`` file of ``head`` (the file the run started from)."""
+    if not init_from:
+        return None
+    from weights_fetch import load_state_dict
+
+    path = Path(init_from)
+    if head != "classification":
+        path = path.with_name(f"{path.stem}-l2{path.suffix}")
+    if not path.exists():
+        return None
+    metadata = load_state_dict(path)[1]
+    try:
+        return {"file": path.name, **json.loads(metadata.get("trained") or "{}")}
+    except ValueError:
+        return {"file": path.name}
 
 
 def _last_validation(log_file: Path) -> dict:

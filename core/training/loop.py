@@ -258,6 +258,16 @@ def _held_back(plan, cfg: TrainConfig, cache_dir: Path) -> ImageCache:
     return ImageCache.build({"held-back": plan.held_back or plan.validation}, cfg.short_side, cache_dir)
 
 
+def held_back_files(cfg: TrainConfig) -> list[Path]:
+    """The held-back training files of ``cfg``'s data (a data set too small to hold anything back, as in
+    the tests: its validation files)."""
+    root = Path(cfg.data_root) if cfg.data_root else None
+    plan = training_plan(root, cfg.held_back_every)
+    if not plan.held_back and not plan.validation:
+        raise TrainingDataError(f"no held-back images under {root or data_dir()} (set --data-root or TINCT_SHARED)")
+    return plan.held_back or plan.validation
+
+
 def held_back_cache(cfg: TrainConfig, cache_dir: Path) -> ImageCache:
     """The held-back training files of ``cfg``'s data, decoded (model selection and prior correction)."""
     root = Path(cfg.data_root) if cfg.data_root else None

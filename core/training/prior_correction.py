@@ -4,7 +4,7 @@ Training with rebalancing weights ``w`` (Zhang et al. 2016, eq. 3) tilts the lea
 towards rare, saturated bins, roughly ``p̂(q) ∝ w(q)·p(q)``. Subtracting ``α·log w`` from the logits
 undoes a fraction ``α`` of that tilt: α = 0 keeps the vivid rebalanced prediction, α = 1 aims at the
 plain (accurate but desaturated) posterior. The shift is folded into the classifier's bias, so the
-shipped file decodes like any other model.
+shipped file decodes like any other model. ``core.training.calibration`` chooses α.
 """
 
 from __future__ import annotations
@@ -34,39 +34,3 @@ def correct_prior(model: TinctUNet, class_weights: torch.Tensor, alpha: float) -
     with torch.no_grad():
         out.head.bias -= alpha * class_weights.to(out.head.bias).log()
     return out
-
-
-# The α values tried by :func:`choose_alpha`, and how colourful (vs the ground truth) the choice must stay.
-ALPHA_GRID: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
-MIN_COLORFULNESS_RATIO = 0.95
-
-
-def choose_alpha(
-    model: TinctUNet,
-    class_weights: torch.Tensor,
-    held_back,
-    size: int,
-    alphas: tuple[float, ...] = ALPHA_GRID,
-    min_ratio: float = MIN_COLORFULNESS_RATIO,
-) -> tuple[float, list[dict[str, float]]]:
-    """The α with the best held-back AuC among those that keep colourfulness ≥ ``min_ratio`` × the truth's.
-
-    Args:
-        held_back: a :class:`core.training.data.ImageCache` of held-back *training* files (never validation).
-        size: side of the centre squares it is measured on.
-    Returns:
-        The chosen α (0 when none keeps the colour) and one row per α: alpha, auc, colorfulness ratio,
-        wrong-vivid %.
-    """
-    from .loop import validate
-
-    rows = []
-    for alpha in alphas:
-        m = correct_prior(model, class_weights, alpha)
-        r = validate({"classification": m}, held_back, size)
-        rows.append({"alpha": alpha, "auc": r["classification/auc"], "gray_auc": r["gray/auc"],
-                     "colorfulness_ratio": r["classification/colorfulness"] / r["gt/colorfulness"],
-                     "wrong_vivid": r["classification/wrong_vivid"]})
-    keep = [r for r in rows if r["colorfulness_ratio"] >= min_ratio]
-    best = max(keep, key=lambda r: r["auc"]) if keep else rows[0]
-    return best["alpha"], rows

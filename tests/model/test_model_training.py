@@ -220,7 +220,8 @@ def test_train_command_time_budget_best_export_and_resume(tmp_path):
     run = tmp_path / "runs" / "v2"
     env = {"TINCT_SHARED": str(tmp_path / "no-shared"), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
     init = Path(__file__).resolve().parents[2] / "core" / "weights" / "tinct-small.safetensors"
-    cmd = _train_cmd(root, run, "--init-from", str(init), "--export", "--export-dir", str(tmp_path / "out"))
+    cmd = _train_cmd(root, run, "--init-from", str(init), "--export", "--export-dir", str(tmp_path / "out"),
+                     "--prior-correction", "auto")
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=init.parents[2], timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
@@ -230,6 +231,10 @@ def test_train_command_time_budget_best_export_and_resume(tmp_path):
     tensors, meta = load_state_dict(tmp_path / "out" / "tinct-small.safetensors")
     model = build_from_state(tensors, meta, "t")
     assert model.accepts_hints and json.loads(meta["config"])["global_context"] is True
+    provenance = json.loads(meta["trained"])
+    calibration = provenance["calibration_held_back"]
+    assert provenance["prior_correction"] == calibration["alpha"] and len(calibration["tilt"]) == 2
+    assert "calibration" in res.stdout and provenance["initialised_from"]["file"] == "tinct-small.safetensors"
     sources = json.loads((run / "run.json").read_text())["source_probabilities"]
     assert sources["documents"] == pytest.approx(0.2) and max(sources.values()) <= 0.3 + 1e-9
     assert sources["synthetic-documents"] == pytest.approx(0.1)
@@ -255,20 +260,34 @@ def test_cuda_training_path_runs_in_bf16_with_the_cache_on_the_device(tmp_path):
     assert (tmp_path / "run" / "export" / "tinct-small.safetensors").exists()
 
 
-def test_choose_alpha_takes_the_best_auc_that_keeps_the_colour():
+def test_calibration_takes_the_best_auc_that_keeps_the_colour_and_tilts_the_cast_away(tmp_path):
+    from PIL import Image
+
     from core.models.tinct_unet import TinctUNet
-    from core.training.data import ImageCache
-    from core.training.prior_correction import choose_alpha
+    from core.training.calibration import calibrate, load_held_back, score, tilt_logits
 
     torch.manual_seed(0)
     m = TinctUNet(num_bins=len(CENTERS)).eval()
     m.bin_centers.copy_(CENTERS)
     rng = np.random.default_rng(0)
-    imgs = [torch.from_numpy(rng.integers(0, 255, (3, 64, 64), dtype=np.uint8)) for _ in range(3)]
-    held = ImageCache(imgs, ["a", "b", "c"], [0, 0, 0], ["held-back"])
+    files = []
+    for i in range(3):
+        files.append(tmp_path / f"held-{i}.png")
+        Image.fromarray(rng.integers(0, 255, (90, 120, 3), dtype=np.uint8)).save(files[-1])
+    Image.fromarray(np.full((40, 40, 3), 128, np.uint8)).save(tmp_path / "gray.png")  # skipped: no colour
+    images = load_held_back(files + [tmp_path / "gray.png"], max_side=64)
+    assert len(images) == 3 and max(images[0].L.shape[-2:]) == 64 and images[0].rgb.shape == (3, 48, 64)
     w = torch.rand(len(CENTERS)) * 4 + 0.1
-    alpha, rows = choose_alpha(m, w, held, 64, alphas=(0.0, 0.5, 1.0), min_ratio=0.0)
-    assert [r["alpha"] for r in rows] == [0.0, 0.5, 1.0]
-    assert alpha == max(rows, key=lambda r: r["auc"])["alpha"]
-    alpha, rows = choose_alpha(m, w, held, 64, alphas=(0.0, 0.5), min_ratio=1e9)
-    assert alpha == 0.0  # nothing keeps the colour: no correction
+    calibrated, report = calibrate(m, w, images, alphas=(0.0, 0.5, 1.0), min_ratio=0.0)
+    assert [r["alpha"] for r in report["alphas"]] == [0.0, 0.5, 1.0]
+    assert report["alpha"] == max(report["alphas"], key=lambda r: r["auc"])["alpha"]
+    expected = m.head.bias - report["alpha"] * w.log() + CENTERS @ torch.tensor(report["tilt"])
+    torch.testing.assert_close(calibrated.head.bias, expected, atol=1e-5, rtol=0)
+    assert report["tilts"][-1]["tilt"] == report["tilt"] and len(report["tilts"]) == 2  # a probe, the result
+    _, report = calibrate(m, w, images, alphas=(0.0, 0.5), min_ratio=1e9)
+    assert report["alpha"] == 0.0  # nothing keeps the colour: no correction
+    # a tilt towards +a makes the output redder on average, and the original is left alone
+    before = m.head.bias.clone()
+    assert score(tilt_logits(m, (0.05, 0.0)), images)["cast_a"] > score(m, images)["cast_a"] + 1.0
+    assert torch.equal(m.head.bias, before)
+

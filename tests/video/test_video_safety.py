@@ -98,9 +98,12 @@ def test_sigterm_removes_the_hidden_partial_output(tmp_path, signum, status, wor
     source = tmp_path / "long.mp4"
     synth.write_video(source, _frames(400, 160, 96), Fraction(24), audio_hz=None)
     out = tmp_path / "color.mp4"
+    # as in a terminal, SIGINT at its default in the child: a test run started in the background by a
+    # non-interactive shell inherits SIGINT ignored, and Python then leaves it ignored
     proc = subprocess.Popen([sys.executable, "-m", "core.cli", "video", str(source), str(out), "--no-progress",
                              "--preset", "ultrafast", "--threads", "1"], cwd=PROJECT_ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 240
         while not list(tmp_path.glob(".color.mp4.*.tmp*")):

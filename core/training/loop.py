@@ -268,15 +268,6 @@ def held_back_files(cfg: TrainConfig) -> list[Path]:
     return plan.held_back or plan.validation
 
 
-def held_back_cache(cfg: TrainConfig, cache_dir: Path) -> ImageCache:
-    """The held-back training files of ``cfg``'s data, decoded (model selection and prior correction)."""
-    root = Path(cfg.data_root) if cfg.data_root else None
-    plan = training_plan(root, cfg.held_back_every)
-    if not plan.held_back and not plan.validation:
-        raise TrainingDataError(f"no held-back images under {root or data_dir()} (set --data-root or TINCT_SHARED)")
-    return _held_back(plan, cfg, cache_dir)
-
-
 def prepare_data(cfg: TrainConfig, cache_dir: Path) -> tuple[ImageCache, ImageCache, SourceSampler]:
     """The training cache (with generated pages), the held-back cache and the source sampler."""
     root = Path(cfg.data_root) if cfg.data_root else None

@@ -55,6 +55,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data-root", default="",
                    help="folder holding imagenet-samples/, bsds500/, photos/, documents/ (default ../shared/data)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--freeze-bn", action="store_true",
+                   help="keep the BatchNorm running statistics of --init-from (fine-tuning a shipped model)")
     p.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
     p.add_argument("--export", action="store_true",
                    help="after training, write the shipped .safetensors file(s) from the best held-back checkpoint")
@@ -101,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
                       val_size=args.val_size, ckpt_minutes=args.ckpt_minutes, device=args.device, hints=args.hints,
                       global_context=args.global_context, init_from=args.init_from,
                       document_share=args.document_share, synthetic_pages=args.synthetic_pages,
-                      synthetic_share=args.synthetic_share,
+                      synthetic_share=args.synthetic_share, freeze_bn=args.freeze_bn,
                       extra={"name": args.name, "license": LICENSE})
     models = train(cfg, args.run_dir, resume=not args.no_resume, minutes=args.minutes)
     models = {h: load_best(m, args.run_dir, h).cpu() for h, m in models.items()}

@@ -80,6 +80,7 @@ class TrainConfig:
     synthetic_share: float = 0.0
     synthetic_pages: int = 0
     device: str = "cpu"
+    freeze_bn: bool = False  # BatchNorm layers keep their running statistics (fine-tuning a shipped model)
     extra: dict = field(default_factory=dict)
 
 
@@ -90,6 +91,15 @@ class TrainingDataError(InputError, ValueError):
 
 class InitWeightsError(ModelError, ValueError):
     """``--init-from`` names weights that do not fit the network being trained."""
+
+def _freeze_batch_norm(model: torch.nn.Module) -> None:
+    """Put ``model``'s BatchNorm layers in eval mode: they normalise with, and no longer update, their
+    running statistics (their affine weights still train). A restart from shipped weights otherwise
+    re-estimates the statistics from its first small batches."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.eval()
+
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Linear warm-up then cosine decay to 1 % of the peak."""
@@ -381,6 +391,8 @@ def train(
         losses = {}
         for head, m in models.items():
             m.train()
+            if cfg.freeze_bn:
+                _freeze_batch_norm(m)
             for g in opts[head].param_groups:
                 g["lr"] = lr * g["lr_scale"]
             with _autocast(cfg.device):

@@ -74,6 +74,24 @@ def test_training_skips_gray_learns_resumes_and_is_deterministic(data_root, tmp_
     assert not torch.equal(models_c["classification"].head.weight, models_a["classification"].head.weight)
 
 
+def test_frozen_batch_norm_keeps_its_running_statistics_while_the_weights_train(data_root, tmp_path, monkeypatch):
+    import dataclasses
+
+    val = tmp_path / "val.txt"
+    val.write_text("bsds500/val/img0.jpg\n")
+    monkeypatch.setattr("core.training.data.VAL_SPLIT_FILE", val)
+    torch.set_num_threads(1)
+    cfg = dataclasses.replace(_cfg(data_root, 2), heads=("classification",))
+    start = train(dataclasses.replace(cfg, steps=0), tmp_path / "start", progress=False, centers=CENTERS)
+    frozen = train(dataclasses.replace(cfg, freeze_bn=True), tmp_path / "frozen", progress=False, centers=CENTERS)
+    free = train(cfg, tmp_path / "free", progress=False, centers=CENTERS)
+    before, after, moved = (m["classification"].state_dict() for m in (start, frozen, free))
+    stats = [k for k in before if k.endswith(("running_mean", "running_var"))]
+    assert stats and all(torch.equal(before[k], after[k]) for k in stats)
+    assert any(not torch.equal(before[k], moved[k]) for k in stats)  # without freezing they move
+    assert not torch.equal(before["head.weight"], after["head.weight"])  # the weights trained all the same
+
+
 def test_classification_loss_falls_on_a_learnable_task(data_root, tmp_path, monkeypatch):
     val = tmp_path / "val.txt"
     val.write_text("bsds500/val/img0.jpg\n")

@@ -92,6 +92,7 @@ class TrainingDataError(InputError, ValueError):
 class InitWeightsError(ModelError, ValueError):
     """``--init-from`` names weights that do not fit the network being trained."""
 
+
 def _freeze_batch_norm(model: torch.nn.Module) -> None:
     """Put ``model``'s BatchNorm layers in eval mode: they normalise with, and no longer update, their
     running statistics (their affine weights still train). A restart from shipped weights otherwise
@@ -263,19 +264,22 @@ def _synthetic_pages(
     return pages, names
 
 
-def _held_back(plan, cfg: TrainConfig, cache_dir: Path) -> ImageCache:
+def _held_back_part(plan) -> list[Path]:
     # A data set too small to hold anything back (tests) selects on its validation files instead.
-    return ImageCache.build({"held-back": plan.held_back or plan.validation}, cfg.short_side, cache_dir)
+    return plan.held_back or plan.validation
+
+
+def _held_back(plan, cfg: TrainConfig, cache_dir: Path) -> ImageCache:
+    return ImageCache.build({"held-back": _held_back_part(plan)}, cfg.short_side, cache_dir)
 
 
 def held_back_files(cfg: TrainConfig) -> list[Path]:
-    """The held-back training files of ``cfg``'s data (a data set too small to hold anything back, as in
-    the tests: its validation files)."""
+    """The held-back training files of ``cfg``'s data (model selection and calibration)."""
     root = Path(cfg.data_root) if cfg.data_root else None
     plan = training_plan(root, cfg.held_back_every)
-    if not plan.held_back and not plan.validation:
+    if not _held_back_part(plan):
         raise TrainingDataError(f"no held-back images under {root or data_dir()} (set --data-root or TINCT_SHARED)")
-    return plan.held_back or plan.validation
+    return _held_back_part(plan)
 
 
 def prepare_data(cfg: TrainConfig, cache_dir: Path) -> tuple[ImageCache, ImageCache, SourceSampler]:

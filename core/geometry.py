@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .hints import hints_at_resolution
+from .hints import SparseHints, sparse_at_resolution
 from .options import OPTIONS, RENDER_SIZE
 from .pixel_tensors import luminance_from_pixels
 
@@ -141,8 +141,10 @@ def render_from_pixels(color: np.ndarray, geometry: RenderGeometry, device: torc
     return _render_from_columns(torch.cat(columns, dim=2), geometry)
 
 
-def hints_for_render(hint_ab: Tensor, hint_mask: Tensor, geometry: RenderGeometry) -> tuple[Tensor, Tensor]:
-    """Full-resolution hints -> render size (``core.hints.hints_at_resolution``); padding carries no hints."""
-    ab, mask = hints_at_resolution(hint_ab, hint_mask, (geometry.height, geometry.width))
+def hints_for_render(hints: SparseHints, geometry: RenderGeometry, device: torch.device | str = "cpu"
+                     ) -> tuple[Tensor, Tensor]:
+    """Hinted pixels at full resolution -> hint maps at render size ``[N, 2|1, ph, pw]`` on ``device``
+    (``core.hints.sparse_at_resolution``); padding carries no hints."""
+    ab, mask = sparse_at_resolution(hints, (geometry.height, geometry.width), device)
     pad = (0, geometry.padded_width - geometry.width, 0, geometry.padded_height - geometry.height)
     return F.pad(ab, pad), F.pad(mask, pad)

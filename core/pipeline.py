@@ -34,7 +34,7 @@ from .decode import DECODE_METHODS, DEFAULT_TEMPERATURE, decode_logits
 from .device import inference_dtype, resolve_device
 from .geometry import (DEFAULT_RENDER_SIZE, MAX_RENDER_SIZE, MIN_RENDER_SIZE, RenderGeometry, band_rows,
                        hints_for_render, render_from_pixels, render_geometry, render_input, render_size_problem)
-from .hints import hint_maps_from_images
+from .hints import SparseHints, hint_maps_from_images, sparse_hints
 from .options import BATCH_SIZE, POST_STRENGTH
 from .options import check as check_option
 from .pixel_tensors import (ab_from_pixels, hint_tensor, luminance_from_pixels, mask_tensor, merge_to_pixels,
@@ -138,8 +138,7 @@ class _Item:
     render: Tensor | None = None
     mask: Tensor | None = None
     source_ab: Tensor | None = None
-    hint_ab: Tensor | None = None
-    hint_mask: Tensor | None = None
+    hints: SparseHints | None = None  # the hinted pixels at full resolution
     render_hints: tuple[Tensor, Tensor] | None = None  # the hints at render size (padded), set by _run_renders
     content: str = "auto"  # as asked; ``_predict_low`` resolves "auto" to "photo" or "document" (the decode profile)
     reference_bias: Tensor | None = None  # [Q] logit bias toward a reference's ab histogram
@@ -324,7 +323,8 @@ class Colorizer:
                 raise ValueError(f"L must be [N,1,H,W] float L* in [0,100], got {shape}")
         out_devices = [x.device for x in Ls]
         with torch.no_grad():
-            items = self._make_items(Ls, options, mask, source_ab, hint_ab, hint_mask, as_list)
+            hints = self._dense_hints(Ls, hint_ab, hint_mask, as_list)
+            items = self._make_items(Ls, options, mask, source_ab, hints, as_list)
             for item in items:
                 item.content = content
             self._set_references(items, reference, options.reference_strength, as_list)
@@ -411,25 +411,15 @@ class Colorizer:
             ab = torch.lerp(item.own_ab_rows(top, bottom, self.device), ab, mask_rows)
         return ab
 
-    def _make_items(self, Ls: list, options: ColorizeOptions, mask: Any, source_ab: Any, hint_ab: Any, hint_mask: Any,
-                    as_list: bool) -> list[_Item]:
-        """One :class:`_Item` per image: its render geometry and its per-image inputs on the device."""
+    def _make_items(self, Ls: list, options: ColorizeOptions, mask: Any, source_ab: Any,
+                    hints: list[SparseHints | None] | None, as_list: bool) -> list[_Item]:
+        """One :class:`_Item` per image: its render geometry and its per-image inputs on the device
+        (``hints``: one entry per image, as :meth:`_dense_hints` or ``core.hints.hint_maps_from_images`` give)."""
         render_size = options.render_size
-
-        def per_image(value, name):
-            if value is None:
-                return [None] * len(Ls)
-            if as_list:
-                values = list(value)
-                if len(values) != len(Ls):
-                    raise ValueError(f"{name}: expected one entry per image ({len(Ls)}), got {len(values)}")
-                return values
-            return [value]
-
         items = []
-        zipped = zip(Ls, per_image(mask, "mask"), per_image(source_ab, "source_ab"),
-                     per_image(hint_ab, "hint_ab"), per_image(hint_mask, "hint_mask"))
-        for source, m, src, h_ab, h_mask in zipped:
+        zipped = zip(Ls, _per_image(mask, "mask", len(Ls), as_list),
+                     _per_image(source_ab, "source_ab", len(Ls), as_list), hints or [None] * len(Ls))
+        for source, m, src, h in zipped:
             # ``source``: L* [N, 1, H, W] (colorize_L) or pixels [H, W, 1|3] (colorize_arrays)
             if isinstance(source, Tensor):
                 n, _, height, width = source.shape
@@ -445,13 +435,28 @@ class Colorizer:
                 raise ValueError("mask_colorize needs a mask")
             if src is not None:
                 item.source_ab = self._full_res(src, n, 2, (height, width), "source_ab")
-            if h_ab is not None or h_mask is not None:
-                if h_ab is None or h_mask is None:
-                    raise ValueError("hint_ab and hint_mask must be given together")
-                item.hint_ab = self._full_res(h_ab, n, 2, (height, width), "hint_ab")
-                item.hint_mask = self._full_res(h_mask, n, 1, (height, width), "hint_mask")
+            if h is not None:
+                item.hints = h.expand(n)
             items.append(item)
         return items
+
+    def _dense_hints(self, Ls: list, hint_ab: Any, hint_mask: Any, as_list: bool) -> list[SparseHints | None] | None:
+        """Dense ``hint_ab`` ``[N|1, 2, H, W]`` / ``hint_mask`` ``[N|1, 1, H, W]`` (one pair, or lists
+        of them in list form) -> each image's hinted pixels; None when there are none."""
+        if hint_ab is None and hint_mask is None:
+            return None
+        found = []
+        for L_i, h_ab, h_mask in zip(Ls, _per_image(hint_ab, "hint_ab", len(Ls), as_list),
+                                     _per_image(hint_mask, "hint_mask", len(Ls), as_list)):
+            if h_ab is None and h_mask is None:
+                found.append(None)
+                continue
+            if h_ab is None or h_mask is None:
+                raise ValueError("hint_ab and hint_mask must be given together")
+            n, size = (L_i.shape[0], tuple(L_i.shape[-2:])) if isinstance(L_i, Tensor) else (1, L_i.shape[:2])
+            found.append(sparse_hints(self._full_res(h_ab, n, 2, size, "hint_ab"),
+                                      self._full_res(h_mask, n, 1, size, "hint_mask")))
+        return found
 
     def _full_res(self, value: Tensor, n: int, channels: int, size: tuple[int, int], name: str) -> Tensor:
         if not isinstance(value, Tensor) or value.dim() != 4 or value.shape[1] != channels \
@@ -512,8 +517,8 @@ class Colorizer:
         """Render inputs and raw network outputs (cropped to the image's cells) per item."""
         renders = [item.render if item.render is not None else render_input(item.L, item.geometry) for item in items]
         for item in items:
-            if item.hint_ab is not None:
-                item.render_hints = hints_for_render(item.hint_ab, item.hint_mask, item.geometry)
+            if item.hints is not None:
+                item.render_hints = hints_for_render(item.hints, item.geometry, self.device)
         hints = [item.render_hints for item in items]
         groups: dict[tuple[int, int], list[int]] = {}
         for index, render in enumerate(renders):
@@ -608,8 +613,8 @@ class Colorizer:
                 per-image inputs (``mask``, ``hints``, ``hint_ab``, ``hint_mask``, ``reference``).
             **opts: as :meth:`colorize_L`; ``mask`` is ``[H, W]``; ``hint_ab`` ``[H, W, 2]`` and
                 ``hint_mask`` ``[H, W]`` arrays are accepted too, and ``hints``: an RGBA hint image
-                ``[H, W, 4]`` (or PIL image) whose pixels with alpha > 0 are colour hints
-                (``core.hints.hints_from_rgba``; the model must accept hints).
+                ``[H, W, 4]`` (or PIL image) whose pixels with alpha > 0 are colour hints, or the
+                hinted pixels as ``core.hints.SparseHints`` (the model must accept hints).
         Returns:
             ``[H, W, 3|4]`` RGB(A) of the input's dtype, alpha unchanged; its L* equals the input's
             up to the output's rounding. With ``mask_colorize``, pixels where the mask is 0 are
@@ -631,9 +636,7 @@ class Colorizer:
         """
         images = [check_pixels(p) for p in images]
         parts = [split_alpha(p) for p in images]
-        if opts.get("hints") is not None:
-            self._hints_to_options(opts, [p.shape[:2] for p in images])
-        opts.pop("hints", None)
+        hints = self._array_hints(opts, [color for color, _ in parts])
         if options is None:
             if opts.get("confidence", False):
                 self._require_distribution("has no confidence map")
@@ -648,13 +651,8 @@ class Colorizer:
         if unknown:
             raise TypeError(f"unknown option(s) {', '.join(sorted(unknown))}")
         mask_colorize, confidence = options.mask_colorize, options.confidence
-        hints = {}
-        if opts.get("hint_ab") is not None or opts.get("hint_mask") is not None:
-            for key, channels in (("hint_ab", 2), ("hint_mask", 1)):
-                hints[key] = [hint_tensor(h, channels) for h in (opts.get(key) or [None] * len(parts))]
         with torch.no_grad():
-            items = self._make_items([color for color, _ in parts], options, opts.get("mask"), None,
-                                     hints.get("hint_ab"), hints.get("hint_mask"), True)
+            items = self._make_items([color for color, _ in parts], options, opts.get("mask"), None, hints, True)
             self._set_references(items, opts.get("reference"), options.reference_strength, True)
             with stage("lab", self.device):
                 for item in items:
@@ -681,19 +679,29 @@ class Colorizer:
             return [(out, item.confidence[0, 0].cpu().numpy()) for out, item in zip(outputs, items)]
         return outputs
 
-    def _hints_to_options(self, opts: dict, sizes: list[tuple[int, int]]) -> None:
-        """Turn the per-image RGBA ``hints`` into ``hint_ab`` / ``hint_mask`` lists (in place)."""
-        hints = list(opts["hints"])
-        if len(hints) != len(sizes):
-            raise ValueError(f"hints: expected one entry per image ({len(sizes)}), got {len(hints)}")
-        if opts.get("hint_ab") is not None or opts.get("hint_mask") is not None:
-            raise ValueError("give either hints (an RGBA image) or hint_ab and hint_mask, not both")
-        if any(h is not None for h in hints) and not self.accepts_hints:
-            raise ValueError(f"model {self.name!r} does not take colour hints; choose a model that does "
-                             f"(such as siggraph17)")
-        maps = hint_maps_from_images(hints, sizes)
-        if maps is not None:
-            opts["hint_ab"], opts["hint_mask"] = maps
+    def _array_hints(self, opts: dict, colors: list[np.ndarray]) -> list[SparseHints | None] | None:
+        """Take the per-image hint options out of ``opts`` (in place) -> each image's hinted pixels.
+
+        ``hints``: per image an RGBA hint image or :class:`~core.hints.SparseHints` (the model must
+        take hints); or ``hint_ab`` ``[H, W, 2]`` and ``hint_mask`` ``[H, W]`` arrays per image.
+        """
+        hints, hint_ab, hint_mask = opts.pop("hints", None), opts.pop("hint_ab", None), opts.pop("hint_mask", None)
+        sizes = [color.shape[:2] for color in colors]
+        if hints is not None:
+            hints = list(hints)
+            if len(hints) != len(sizes):
+                raise ValueError(f"hints: expected one entry per image ({len(sizes)}), got {len(hints)}")
+            if hint_ab is not None or hint_mask is not None:
+                raise ValueError("give either hints (an RGBA image) or hint_ab and hint_mask, not both")
+            if any(h is not None for h in hints) and not self.accepts_hints:
+                raise ValueError(f"model {self.name!r} does not take colour hints; choose a model that does "
+                                 f"(such as siggraph17)")
+            return hint_maps_from_images(hints, sizes)
+        if hint_ab is None and hint_mask is None:
+            return None
+        dense = [[hint_tensor(h, channels) for h in (value or [None] * len(colors))]
+                 for value, channels in ((hint_ab, 2), (hint_mask, 1))]
+        return self._dense_hints(colors, *dense, True)
 
     def colorize_image(self, image: Image.Image, *, provenance: bool = True, **opts: Any) -> Image.Image:
         """Colorize a PIL image; returns RGB (or RGBA when it has alpha), 8 bits per channel
@@ -725,9 +733,22 @@ class Colorizer:
 
 # --------------------------------------------------------------------------------- module-level API
 
+def _per_image(value: Any, name: str, count: int, as_list: bool) -> list:
+    """A per-image input as one entry per image: the list itself in list form (checked to have
+    ``count`` entries), else ``[value]``; None -> ``[None] * count``."""
+    if value is None:
+        return [None] * count
+    if as_list:
+        values = list(value)
+        if len(values) != count:
+            raise ValueError(f"{name}: expected one entry per image ({count}), got {len(values)}")
+        return values
+    return [value]
+
+
 _PER_IMAGE_OPTIONS = ("mask", "hints", "hint_ab", "hint_mask")
 _OPTION_FIELDS = frozenset(f.name for f in fields(ColorizeOptions))
-_ARRAY_OPTIONS = _OPTION_FIELDS | {"mask", "hint_ab", "hint_mask", "reference"}  # after ``hints`` became hint_ab/mask
+_ARRAY_OPTIONS = _OPTION_FIELDS | {"mask", "reference"}  # after the hint options were taken out
 _COLORIZERS: dict[tuple[str, str, Any], Colorizer] = {}
 
 

@@ -9,7 +9,8 @@ Installing copies ``gimp_plugin/tinct_colorize/`` (the plug-in and its stdlib he
 standard-library modules of ``core`` it shares with the engine (``tinct_shared.SHARED``:
 ``core/options.py`` as ``tinct_options.py``, the option table; ``core/worker/wire.py`` and
 ``core/worker/rendezvous.py`` as ``tinct_wire.py`` and ``tinct_rendezvous.py``, the worker's
-protocol and where it listens) into ``<plug-ins>/tinct_colorize/`` and writes ``tinct.json`` beside them: the virtual environment's
+protocol and where it listens; ``core/hint_regions.py`` as ``tinct_hint_regions.py``, where a hint
+layer is painted) into ``<plug-ins>/tinct_colorize/`` and writes ``tinct.json`` beside them: the virtual environment's
 Python that runs the engine worker, the project root, the installed model names (the plug-in's
 model menu) and the catalog's other models, the ``tinct`` command, the worker's idle timeout.
 

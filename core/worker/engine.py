@@ -4,13 +4,17 @@ Operations (request ``"op"``):
 
 - ``ping``: ``{"ok", "pid", "protocol"}``; cheap, loads nothing.
 - ``models``: ``{"ok", "models": [...]}`` from ``core.loading.list_models()``.
-- ``colorize``: arrays ``pixels`` (``[H,W,C]``, C 1..4, u8/u16/f32 0..1) and optionally ``hint``
-  (``[H,W,4]`` RGBA in the same dtype; pixels with alpha > 0 are colour hints) and ``reference``
+- ``colorize``: arrays ``pixels`` (``[H,W,C]``, C 1..4, u8/u16/f32 0..1) and optionally the hints,
+  either ``hint`` (``[H,W,4]`` RGBA in the same dtype; pixels with alpha > 0 are colour hints) or
+  ``hint_pixels`` (``[k,4]`` RGBA: the pixels of the painted regions given by the option
+  ``hint_regions``, a list of ``[x, y, w, h]``, row by row, one region after the other;
+  ``core.hint_regions``) and ``reference``
   (``[h,w,3|4]`` RGB(A), any size and dtype: a photo whose palette steers the colours);
   ``options``: ``model``, ``temperature``, ``decode``, ``render_size``, ``post`` (list of post-processing
   names), ``post_strength``, ``content`` (``auto``/``photo``/``document``), ``palette`` (a named palette,
   used like a reference; ``none``), ``reference_strength``: defaults, ranges and choices as in
-  ``core.options`` (missing or null means the default); ``confidence`` (bool), ``provenance`` (bool).
+  ``core.options`` (missing or null means the default); ``confidence`` (bool), ``provenance`` (bool),
+  ``hint_regions`` (with ``hint_pixels``).
   Reply: array ``pixels``, the same dtype, RGB or RGBA (alpha kept), with ``confidence`` also array
   ``confidence`` (``[H,W]`` u8, 255 = confident), ``timing`` ``{"engine_s"}``, ``used``
   ``{"hints", "reference", "confidence": bool, "content": "photo"|"document"}`` (what steered this
@@ -60,6 +64,28 @@ def from_array(name: str, array: np.ndarray) -> tuple[dict, memoryview]:
     if array.dtype not in WIRE_DTYPES:
         raise RequestError(f"the engine returned {array.dtype} pixels, which the protocol cannot carry")
     return wire.array_spec(name, WIRE_DTYPES[array.dtype], array.shape), memoryview(array).cast("B")
+
+
+def _hints(arrays: dict, options: dict, size: tuple[int, int]):
+    """A request's hints as ``core.hints.SparseHints`` (None when it has none): the dense ``hint``
+    layer, or the ``hint_pixels`` of the ``hint_regions``."""
+    from core.hints import sparse_hints_from_regions, sparse_hints_from_rgba
+
+    if "hint" in arrays and "hint_pixels" in arrays:
+        raise RequestError("send the hints either as 'hint' or as 'hint_pixels' with 'hint_regions', not both")
+    if "hint" in arrays:
+        hint = to_array(*arrays["hint"])
+        if hint.shape != size + (4,):
+            raise RequestError(f"the hint layer must be [H, W, 4] like the pixels, got {list(hint.shape)}")
+        return sparse_hints_from_rgba(hint)
+    if "hint_pixels" in arrays:
+        try:
+            return sparse_hints_from_regions(options.get("hint_regions"), to_array(*arrays["hint_pixels"]), size)
+        except ValueError as exc:
+            raise RequestError(str(exc)) from None
+    if options.get("hint_regions"):
+        raise RequestError("'hint_regions' came without the 'hint_pixels' array")
+    return None
 
 
 def _pixels_3d(spec: dict, data: memoryview) -> np.ndarray:
@@ -159,16 +185,13 @@ class EngineHandler:
         use becomes a warning line instead."""
         from core.reference import ReferenceError, histogram_from_pixels
 
-        if "hint" in arrays:
-            hint = to_array(*arrays["hint"])
-            if hint.shape != size + (4,):
-                raise RequestError(f"the hint layer must be [H, W, 4] like the pixels, got {list(hint.shape)}")
-            if not hint[..., 3].any():
-                pass  # an empty (fully transparent) hint layer is no hints
-            elif getattr(colorizer, "accepts_hints", False):
-                opts["hints"] = hint
-            else:
-                warnings.append(f"model {model!r} does not take colour hints; the hint layer was ignored")
+        hints = _hints(arrays, options, size)
+        if hints is None or hints.count == 0:
+            pass  # no hint layer, or an empty (fully transparent) one: no hints
+        elif getattr(colorizer, "accepts_hints", False):
+            opts["hints"] = hints
+        else:
+            warnings.append(f"model {model!r} does not take colour hints; the hint layer was ignored")
         classification = colorizer.model.output == "logits"
         try:
             steering = checked(options, ("palette", "reference_strength"))

@@ -1,9 +1,11 @@
-"""Tinct worker protocol, version 3: length-prefixed messages carrying JSON headers and raw pixels.
+"""Tinct worker protocol, version 4: length-prefixed messages carrying JSON headers and raw pixels.
 
 Version 2 (user control) added to ``colorize`` the optional request array ``reference``, the options
 ``palette``, ``reference_strength`` and ``confidence``, the reply array ``confidence`` and reply
 ``warnings``; version 3 adds the option ``content`` (photo, document or auto), the palette ``none``
-and the reply's ``used`` (see ``core/worker/engine.py``). An older worker would silently ignore what
+and the reply's ``used``; version 4 adds hints sent as painted regions, the request array
+``hint_pixels`` with the option ``hint_regions`` (``core/hint_regions.py``; see
+``core/worker/engine.py``). An older worker would silently ignore what
 it does not know, so the client replaces a worker of another version.
 
 Standard library only: the engine worker (the project's virtual environment) imports it as
@@ -35,12 +37,13 @@ import struct
 from typing import Iterable, Sequence
 
 MAGIC = b"TNCT"
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 PREFIX = struct.Struct("!4sHHIQ")
 MAX_HEADER = 1 << 20
 MAX_DEPTH = 16  # real headers nest 4 deep; deeper ones are refused before parsing (no RecursionError)
 DEFAULT_MAX_PAYLOAD = 2 << 30
 MAX_SIDE = 1 << 17
+MAX_ELEMENTS = MAX_SIDE * MAX_SIDE
 DTYPE_SIZES = {"u8": 1, "u16": 2, "f32": 4}
 
 
@@ -170,12 +173,15 @@ def array_nbytes(spec: dict) -> int:
         raise ProtocolError(f"malformed array entry: {spec!r}")
     shape = spec.get("shape")
     if not isinstance(shape, list) or not 1 <= len(shape) <= 3 or not all(
-            isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= MAX_SIDE for s in shape):
+            isinstance(s, int) and not isinstance(s, bool) and 1 <= s for s in shape):
         raise ProtocolError(f"malformed array shape in {spec!r}")
-    size = DTYPE_SIZES[spec["dtype"]]
+    elements = 1
     for side in shape:
-        size *= side
-    return size
+        elements *= side
+    # An image is [H, W, C] with H, W <= MAX_SIDE; a list of pixels ([k, 4] hint pixels) may be longer.
+    if elements > MAX_ELEMENTS or (len(shape) == 3 and max(shape[:2]) > MAX_SIDE):
+        raise ProtocolError(f"array too large in {spec!r}")
+    return elements * DTYPE_SIZES[spec["dtype"]]
 
 
 def check_arrays(specs: object, payload_len: int) -> None:

@@ -22,6 +22,7 @@ SHARED = {
     "tinct_options": "core/options.py",
     "tinct_wire": "core/worker/wire.py",
     "tinct_rendezvous": "core/worker/rendezvous.py",
+    "tinct_hint_regions": "core/hint_regions.py",
 }
 
 

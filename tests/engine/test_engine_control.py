@@ -14,7 +14,9 @@ from core import cli
 from core.errors import INPUT, OUTPUT, USAGE
 from core.color import rgb_to_lab
 from core.confidence import RISK_SCALE, confidence_from_logits
-from core.hints import hints_at_resolution, hints_from_rgba, patch_hints
+from core.hint_regions import alpha_of_rgba, check_regions, painted_regions, region_bytes
+from core.hints import (SparseHints, hints_at_resolution, patch_hints, sparse_hints_from_regions,
+                        sparse_hints_from_rgba)
 from core.pipeline import Colorizer
 from core.reference import (
     GRID_RADIUS, PALETTES, ReferenceError, ab_histogram, histogram_from_pixels, histogram_on_bins, load_palette,
@@ -37,27 +39,74 @@ def _lab_of(rgb8: tuple[int, int, int]) -> torch.Tensor:
 # --------------------------------------------------------------------------------- hints
 
 
+def _dense(hints: SparseHints) -> tuple[np.ndarray, np.ndarray]:
+    """Sparse hints of one image -> (ab [H, W, 2], mask [H, W] bool), for checking."""
+    ab = np.zeros((hints.height, hints.width, 2), np.float32)
+    mask = np.zeros((hints.height, hints.width), bool)
+    ab[hints.y.numpy(), hints.x.numpy()] = hints.ab.numpy()
+    mask[hints.y.numpy(), hints.x.numpy()] = True
+    return ab, mask
+
+
 def test_control_hint_image_gives_ab_of_painted_pixels_only():
     rgba = np.zeros((6, 8, 4), np.uint8)
     rgba[1, 2] = (200, 30, 40, 255)
     rgba[3, 4] = (20, 90, 210, 1)  # any alpha > 0 is a hint
     rgba[5, 7] = (250, 250, 0, 0)  # transparent: not a hint, whatever its colour
-    ab, mask = hints_from_rgba(rgba)
-    assert ab.shape == (6, 8, 2) and mask.shape == (6, 8)
-    assert mask.sum() == 2 and mask[1, 2] and mask[3, 4] and not mask[5, 7]
+    hints = sparse_hints_from_rgba(rgba)
+    assert hints.count == 2 and (hints.n, hints.height, hints.width) == (1, 6, 8)
+    ab, mask = _dense(hints)
+    assert mask[1, 2] and mask[3, 4] and not mask[5, 7]
     np.testing.assert_allclose(ab[1, 2], _lab_of((200, 30, 40))[1:].numpy(), atol=1e-3)
     np.testing.assert_allclose(ab[3, 4], _lab_of((20, 90, 210))[1:].numpy(), atol=1e-3)
-    assert np.all(ab[~mask] == 0)
     # Lightness is ignored: black and white hints both mean "no colour".
     grays = np.zeros((1, 2, 4), np.uint16)
     grays[0, 1] = (65535, 65535, 65535, 65535)
     grays[0, 0, 3] = 65535
-    ab16, mask16 = hints_from_rgba(grays)
-    assert mask16.all() and np.abs(ab16).max() < 1e-2
-    float_ab, _ = hints_from_rgba(rgba.astype(np.float32) / 255.0)
+    gray_hints = sparse_hints_from_rgba(grays)
+    assert gray_hints.count == 2 and float(gray_hints.ab.abs().max()) < 1e-2
+    float_ab, _ = _dense(sparse_hints_from_rgba(rgba.astype(np.float32) / 255.0))
     np.testing.assert_allclose(float_ab, ab, atol=1e-3)
     with pytest.raises(ValueError, match="RGBA"):
-        hints_from_rgba(np.zeros((4, 4, 3), np.uint8))
+        sparse_hints_from_rgba(np.zeros((4, 4, 3), np.uint8))
+
+
+def test_control_painted_regions_carry_every_painted_pixel_and_little_else():
+    width, height = 300, 200
+    rgba = np.zeros((height, width, 4), np.uint8)
+    rgba[10:14, 20:25] = (200, 30, 40, 255)  # a dab
+    rgba[15, 290] = (20, 90, 210, 7)  # one pixel in the same band, far right
+    rgba[120:150, 100:130] = (10, 200, 30, 255)  # a dab over two bands
+    rgba[199, 0] = (250, 250, 0, 1)  # the last row's first pixel
+    rgba[60, 60, :3] = (255, 0, 0)  # colour without alpha: not a hint
+    for dtype, scale in ((np.uint8, 1), (np.uint16, 257), (np.float32, 1 / 255)):
+        layer = (rgba.astype(np.float64) * scale).astype(dtype)
+        alpha = np.ascontiguousarray(layer[:, :, 3]).tobytes()
+        regions = painted_regions(alpha, width, height, layer.dtype.itemsize)
+        # the plug-in's way: the whole RGBA layer's bytes, alpha found by alpha_of_rgba
+        mask = alpha_of_rgba(layer.tobytes(), layer.dtype.itemsize)
+        np.testing.assert_array_equal(np.frombuffer(mask, np.uint8).reshape(height, width) != 0, layer[..., 3] != 0)
+        assert painted_regions(mask, width, height) == regions
+        check_regions(regions, width, height)
+        assert [r[1] for r in regions] == sorted(r[1] for r in regions)
+        assert sum(w * h for _, _, w, h in regions) < 0.05 * width * height
+        assert regions[0] == (20, 10, 271, 6)  # rows 10-15 of the first band, columns 20-290
+        pixels = np.concatenate([layer[y : y + h, x : x + w].reshape(-1, 4) for x, y, w, h in regions])
+        assert region_bytes(layer.tobytes(), width, regions, 4 * layer.dtype.itemsize) == pixels.tobytes()
+        sent = sparse_hints_from_regions(regions, pixels, (height, width))
+        whole = sparse_hints_from_rgba(layer)
+        for got, want in zip(_dense(sent), _dense(whole)):
+            np.testing.assert_array_equal(got, want)
+    assert painted_regions(bytes(width * height), width, height) == []
+    with pytest.raises(ValueError, match="bytes"):
+        painted_regions(bytes(10), width, height)
+    with pytest.raises(ValueError, match="whole pixels"):
+        alpha_of_rgba(bytes(10), 2)
+    for bad in ([[0, 0, 0, 1]], [[290, 0, 20, 1]], [[0, -1, 1, 1]], [(0, 0, 1.5, 1)], "0,0,1,1"):
+        with pytest.raises(ValueError, match="hint region"):
+            check_regions(bad, width, height)
+    with pytest.raises(ValueError, match=r"\[6, 4\]"):
+        sparse_hints_from_regions([[0, 0, 3, 2]], np.zeros((5, 4), np.uint8), (height, width))
 
 
 def test_control_hints_at_render_resolution_average_hint_pixels_only():

@@ -225,3 +225,14 @@ def test_a_busy_worker_is_retried_not_replaced(run_dir):
             conn.close()
         listener.close()
         Path(address).unlink()
+
+
+def test_array_sizes_are_bounded_per_image_side_and_in_total():
+    """An image side above ``MAX_SIDE`` is refused; a long pixel list (the plug-in's ``hint_pixels``,
+    ``[k, 4]`` with k in the millions on a large layer) is not, as long as the total stays bounded."""
+    assert wire.array_nbytes(wire.array_spec("hint_pixels", "u16", (3_000_000, 4))) == 24_000_000
+    assert wire.array_nbytes(wire.array_spec("pixels", "u8", (wire.MAX_SIDE, 2, 3))) == wire.MAX_SIDE * 6
+    for shape in ((wire.MAX_SIDE + 1, 2, 3), (2, wire.MAX_SIDE + 1, 1), (wire.MAX_ELEMENTS + 1,),
+                  (wire.MAX_SIDE, wire.MAX_SIDE, 2), (0, 4), ()):
+        with pytest.raises(wire.ProtocolError):
+            wire.array_nbytes(wire.array_spec("x", "u8", shape))

@@ -29,9 +29,11 @@ def test_install_and_uninstall(tmp_path):
     folder = installer.install_plugin(python, ROOT, dest=tmp_path)
     assert folder == tmp_path / "tinct_colorize"
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        [*installer.PLUGIN_FILES, "tinct_options.py", "tinct_wire.py", "tinct_rendezvous.py", "tinct.json"])
+        [*installer.PLUGIN_FILES, "tinct_options.py", "tinct_wire.py", "tinct_rendezvous.py", "tinct_hint_regions.py",
+         "tinct.json"])
     for name, source in (("tinct_options.py", "core/options.py"), ("tinct_wire.py", "core/worker/wire.py"),
-                         ("tinct_rendezvous.py", "core/worker/rendezvous.py")):
+                         ("tinct_rendezvous.py", "core/worker/rendezvous.py"),
+                         ("tinct_hint_regions.py", "core/hint_regions.py")):
         assert (folder / name).read_bytes() == (ROOT / source).read_bytes(), name
     assert os.access(folder / "tinct_colorize.py", os.X_OK)
     config = json.loads((folder / "tinct.json").read_text())
@@ -58,10 +60,12 @@ def test_the_plugin_finds_its_shared_modules_installed_and_in_the_checkout(tmp_p
     folder = installer.install_plugin(Path(sys.executable), ROOT, dest=tmp_path / "plug-ins", models=["default"])
     assert _shared_files_seen_by_the_plugin(folder) == {
         "tinct_options": str(folder / "tinct_options.py"), "tinct_wire": str(folder / "tinct_wire.py"),
-        "tinct_rendezvous": str(folder / "tinct_rendezvous.py")}
+        "tinct_rendezvous": str(folder / "tinct_rendezvous.py"),
+        "tinct_hint_regions": str(folder / "tinct_hint_regions.py")}
     assert _shared_files_seen_by_the_plugin(ROOT / "gimp_plugin" / "tinct_colorize") == {
         "tinct_options": str(ROOT / "core" / "options.py"), "tinct_wire": str(ROOT / "core" / "worker" / "wire.py"),
-        "tinct_rendezvous": str(ROOT / "core" / "worker" / "rendezvous.py")}
+        "tinct_rendezvous": str(ROOT / "core" / "worker" / "rendezvous.py"),
+        "tinct_hint_regions": str(ROOT / "core" / "hint_regions.py")}
     (folder / "tinct_wire.py").unlink()  # a broken installation says what to do
     code = "import sys; sys.path.insert(0, sys.argv[1]); import tinct_client"
     done = subprocess.run([sys.executable, "-I", "-c", code, str(folder)], capture_output=True, text=True, timeout=60)

@@ -343,3 +343,38 @@ def test_worker_user_control_hints_reference_palette_confidence(run_dir):
     assert [spec["name"] for spec in reply["arrays"]] == ["pixels"]
     warnings = reply["warnings"]
     assert len(warnings) == 2 and all("regression model" in w for w in warnings), warnings
+
+
+def test_worker_sparse_hint_regions_match_the_dense_hint_layer(run_dir):
+    """The plug-in sends only the painted regions of a hint layer (``hint_pixels`` + option
+    ``hint_regions``, found by ``core.hint_regions`` as the plug-in does); the result is the same
+    as sending the whole layer, and malformed regions get one clear error."""
+    from core.hint_regions import painted_regions, region_pixels
+
+    gray = np.repeat(np.linspace(0, 255, 48 * 40).reshape(40, 48, 1), 3, axis=2).astype(np.uint8)
+    arrays = [(wire.array_spec("pixels", "u8", gray.shape), gray.tobytes())]
+    hint = np.zeros((40, 48, 4), np.uint8)
+    hint[3:9, 30:36] = (30, 60, 220, 255)
+    hint[25:31, 5:12] = (200, 150, 40, 128)
+    client = _client(run_dir)
+    base = {"model": "default", "temperature": 0.38, "render_size": 64}
+    _, dense = client.request("colorize", base, arrays + [(wire.array_spec("hint", "u8", hint.shape), hint.tobytes())])
+
+    regions = painted_regions(hint[..., 3].tobytes(), 48, 40)
+    assert region_pixels(regions) < hint.shape[0] * hint.shape[1] // 2
+    pixels = np.concatenate([hint[y:y + h, x:x + w].reshape(-1, 4) for x, y, w, h in regions])
+    sparse_array = (wire.array_spec("hint_pixels", "u8", pixels.shape), pixels.tobytes())
+    reply, sparse = client.request("colorize", {**base, "hint_regions": [list(r) for r in regions]},
+                                   arrays + [sparse_array])
+    assert reply["used"]["hints"] and bytes(sparse) == bytes(dense)
+    unhinted = client.request("colorize", base, arrays)[1]
+    assert bytes(sparse) != bytes(unhinted)
+
+    for options, extra, words in (
+            ({"hint_regions": [[40, 0, 10, 4]]}, [sparse_array], "not inside the 48x40 layer"),
+            ({"hint_regions": [[0, 0, "4", 4]]}, [sparse_array], "must be [x, y, w, h] integers"),
+            ({"hint_regions": [list(r) for r in regions[:1]]}, [sparse_array], "hint pixels must be [36, 4] for these regions"),
+            ({"hint_regions": [[0, 0, 2, 2]]}, [], "without the 'hint_pixels' array")):
+        with pytest.raises(client_mod.EngineError, match=re.escape(words)):
+            client.request("colorize", {**base, **options}, arrays + extra)
+    assert client.request("ping", {}, [])[0]["ok"]  # the worker survives every one of them

@@ -5,7 +5,10 @@ network: skimage ``rgb2lab`` / ``lab2rgb`` at full resolution, a 256x256 (squash
 bilinear ab upsampling. Every configuration (pipeline x model x size) runs in a fresh Python
 process, so its peak memory (``resource.getrusage`` maxrss) is its own; stage times are medians
 over ``--repeat`` runs after one warm-up run. Inputs are synthetic grayscale JPEGs written to a
-temporary folder, outputs are JPEGs written by the same encoder for both pipelines.
+temporary folder, outputs are JPEGs written by the same encoder for both pipelines. With
+``--hints N`` our pipeline also gets N painted colour dabs (:func:`hint_dabs`, the layout that
+``tests/gimp/bench_gimp.py --hints`` paints in GIMP), sent the GIMP plug-in's way: the stage
+``hints`` finds the painted regions (``core.hint_regions``) and turns them into hinted pixels.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 
 from .errors import UsageError
 
-STAGES: tuple[str, ...] = ("read", "lab", "content", "network", "decode", "upsample", "merge", "write")
+STAGES: tuple[str, ...] = ("read", "hints", "lab", "content", "network", "decode", "upsample", "merge", "write")
 DEFAULT_SIZES = "1,12"
 DEFAULT_MODELS = "eccv16,default"
 REFERENCE_NETWORK_SIZE = 256
@@ -51,6 +54,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="device for our pipeline (the reference runs on the CPU)")
     p.add_argument("--post", default="", metavar="STEPS", help="post-processing steps for our pipeline")
     p.add_argument("--render-size", type=int, default=None, metavar="N", help="our pipeline's render size")
+    p.add_argument("--hints", type=int, default=0, metavar="N",
+                   help="give our pipeline N painted colour dabs as hints (default 0: none)")
     p.add_argument("--no-reference", action="store_true", help="skip the reference pipeline")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON")
     p.set_defaults(func=run)
@@ -81,6 +86,28 @@ def write_synthetic_photo(path: Path, height: int, width: int, seed: int = 0) ->
     Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8), "L").save(path, quality=92)
 
 
+HINT_COLOURS = ((40, 80, 220), (200, 60, 40), (60, 160, 60), (230, 200, 60), (150, 90, 60))
+
+
+def hint_dabs(width: int, height: int, count: int = 10) -> list[list]:
+    """``count`` square colour dabs (2 % of the shorter side) spread over a ``width`` x ``height``
+    layer, five per row: ``[x, y, w, h, [r, g, b]]`` in pixels and 8-bit sRGB."""
+    side = max(2, min(width, height) // 50)
+    rows = (count + 4) // 5
+    return [[width * (1 + 2 * (i % 5)) // 10, height * (1 + 2 * (i // 5)) // (2 * rows), side, side,
+             list(HINT_COLOURS[i % 5])] for i in range(count)]
+
+
+def hint_layer(height: int, width: int, count: int):
+    """:func:`hint_dabs` painted on a transparent ``[H, W, 4]`` uint8 RGBA layer."""
+    import numpy as np
+
+    layer = np.zeros((height, width, 4), np.uint8)
+    for x, y, w, h, rgb in hint_dabs(width, height, count):
+        layer[y : y + h, x : x + w] = (*rgb, 255)
+    return layer
+
+
 # --------------------------------------------------------------------------------- one configuration (child process)
 
 
@@ -96,6 +123,7 @@ def _peak_rss_mb() -> float:
 
 
 def _measure_ours(config: dict[str, Any]) -> dict[str, Any]:
+    import numpy as np
     import torch
 
     from .imageio import read_image, write_image
@@ -115,14 +143,34 @@ def _measure_ours(config: dict[str, Any]) -> dict[str, Any]:
     from .provenance import record_from_settings
 
     record = record_from_settings(colorizer.settings(**options))  # written as `tinct colorize` does
+    layer = None
+    if config.get("hints"):
+        if not colorizer.accepts_hints:
+            raise UsageError(f"model {config['model']!r} does not take colour hints")
+        size = read_image(source).pixels.shape[:2]
+        layer = hint_layer(size[0], size[1], config["hints"])
+
+    def hinted() -> dict[str, Any]:
+        """The hint layer as the GIMP plug-in sends it and the worker reads it."""
+        from .hint_regions import alpha_of_rgba, painted_regions, region_bytes, region_pixels
+        from .hints import sparse_hints_from_regions
+
+        height, width = layer.shape[:2]
+        regions = painted_regions(alpha_of_rgba(memoryview(layer).cast("B")), width, height)
+        data = region_bytes(memoryview(layer).cast("B"), width, regions, 4)
+        pixels = np.frombuffer(data, np.uint8).reshape(region_pixels(regions), 4)
+        return {"hints": [sparse_hints_from_regions(regions, pixels, (height, width))]}
 
     def once() -> dict[str, float]:
         times: dict[str, float] = {}
         start = time.perf_counter()
         decoded = read_image(source)
         times["read"] = time.perf_counter() - start
+        start = time.perf_counter()
+        hints = hinted() if layer is not None else {}
+        times["hints"] = time.perf_counter() - start
         with record_stage_times() as stages:
-            pixels = colorizer.colorize_arrays([decoded.pixels], **options)[0]
+            pixels = colorizer.colorize_arrays([decoded.pixels], **options, **hints)[0]
         times.update({name: sum(values) for name, values in stages.items()})
         start = time.perf_counter()
         write_image(target, pixels, icc_profile=decoded.icc_profile, exif=decoded.exif, dpi=decoded.dpi,
@@ -222,7 +270,7 @@ def _child_main(argv: list[str]) -> int:
     except Exception as error:  # reported as a skipped configuration by the parent
         from weights_fetch import WeightsError
 
-        if isinstance(error, (WeightsError, KeyError, ModuleNotFoundError)):
+        if isinstance(error, (WeightsError, KeyError, ModuleNotFoundError, UsageError)):
             print(json.dumps({"skipped": " ".join(str(error).split())}))
             return 0
         raise
@@ -263,6 +311,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     if args.repeat < 1 or any(s <= 0 for s in sizes):
         raise UsageError("--repeat and --sizes must be positive")
+    if not 0 <= args.hints <= 100:
+        raise UsageError(f"--hints must be in [0, 100], got {args.hints}")
     post: list[str] = []
     if args.post.strip():
         from .post import parse_post_steps
@@ -279,9 +329,12 @@ def run(args: argparse.Namespace) -> int:
             pipelines = [("ours", m) for m in models] + ([] if args.no_reference else [("reference", "eccv16")])
             for pipeline, model in pipelines:
                 config = {"pipeline": pipeline, "model": model, "device": args.device, "post": post,
+                          "hints": args.hints if pipeline == "ours" else 0,
                           "render_size": args.render_size, "repeat": args.repeat, "input": str(source),
                           "output": str(Path(folder) / f"out_{pipeline}_{model}.jpg")}
                 label = f"REFERENCE ({model})" if pipeline == "reference" else f"tinct {model}"
+                if pipeline == "ours" and args.hints:
+                    label += f" +{args.hints} hints"
                 print(f"tinct bench: {megapixels:g} MP ({width}x{height}), {label} ...", file=sys.stderr, flush=True)
                 result = _run_child(config)
                 failed |= "error" in result

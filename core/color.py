@@ -599,7 +599,10 @@ def lab_to_rgb8_keep_l(L: Tensor, ab: Tensor, out: Tensor | None = None) -> Tens
         if isinstance(where, slice):
             torch.index_select(lut, 0, index.view(-1), out=codes[image, 3 * where.start : 3 * where.stop])
         else:
-            codes[image].view(-1, 3).index_copy_(0, where, lut.index_select(0, index.reshape(-1)).view(-1, 3))
+            # index is [k, 3] channels last, usually a transposed view of [3, k]: look up channel-major
+            # (no int32 copy) and let index_copy_ take the [k, 3] uint8 view.
+            channel_major = lut.index_select(0, index.T.reshape(-1)).view(3, -1)
+            codes[image].view(-1, 3).index_copy_(0, where, channel_major.T)
 
     _keep_l_images(L, ab, store, interleaved=True)
     return out

@@ -52,3 +52,30 @@ def test_engine_bench_reports_ratio_skips_and_json(tmp_path, capsys, monkeypatch
     saved = json.loads(report.read_text())
     assert saved["ratios"] == [{"megapixels": 0.01, "model": "eccv16", "ratio": 0.25},
                                {"megapixels": 12, "model": "eccv16", "ratio": 0.25}]
+
+
+def test_engine_bench_hint_dabs_lie_inside_and_paint_what_they_say():
+    for width, height, count in ((4000, 3000, 10), (64, 48, 3), (100, 700, 12)):
+        dabs = bench.hint_dabs(width, height, count)
+        assert len(dabs) == count
+        assert all(0 <= x and x + w <= width and 0 <= y and y + h <= height for x, y, w, h, _ in dabs)
+        layer = bench.hint_layer(height, width, count)
+        side = dabs[0][2]
+        assert int((layer[..., 3] > 0).sum()) == count * side * side  # none overlap
+        x, y, _, _, rgb = dabs[-1]
+        assert layer[y, x].tolist() == [*rgb, 255]
+
+
+def test_engine_bench_with_hints_times_them_and_skips_models_without(tmp_path, capsys):
+    """A real (child-process) run: the hint-taking default model gets a non-zero ``hints`` stage,
+    eccv16 (no hint input) is skipped with the reason; a bad count is one clear error."""
+    report = tmp_path / "bench.json"
+    code = cli.main(["bench", "--sizes", "0.05", "--models", "default,eccv16", "--repeat", "1",
+                     "--no-reference", "--hints", "4", "--json", str(report)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    rows = {row["model"]: row for row in json.loads(report.read_text())["rows"]}
+    assert rows["default"]["label"] == "tinct default +4 hints" and rows["default"]["stages"]["hints"] > 0.0
+    assert "does not take colour hints" in rows["eccv16"]["skipped"], out
+    assert cli.main(["bench", "--hints", "101", "--no-reference"]) != 0
+    assert "--hints must be in [0, 100]" in capsys.readouterr().err

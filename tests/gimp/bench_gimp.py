@@ -27,16 +27,11 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE.parent))
 import gimp_env  # noqa: E402
 
+sys.path.insert(0, str(ROOT))
+from core.bench import hint_dabs  # noqa: E402  (the same dabs as `tinct bench --hints 10`)
+
 STAGES = (("read_s", "GIMP -> bytes"), ("transfer_s", "transfer"), ("engine_s", "engine"),
           ("write_s", "bytes -> layer"))
-
-
-def hint_dabs(width: int, height: int) -> list[list]:
-    """Ten square colour dabs (2 % of the shorter side) spread over the layer: ``[x, y, w, h, [r, g, b]]``."""
-    side = max(2, min(width, height) // 50)
-    colours = ([40, 80, 220], [200, 60, 40], [60, 160, 60], [230, 200, 60], [150, 90, 60])
-    return [[width * (1 + 2 * (i % 5)) // 10, height * (1 + 2 * (i // 5)) // 4, side, side, colours[i % 5]]
-            for i in range(10)]
 
 
 def main(argv: list[str] | None = None) -> int:

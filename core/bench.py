@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
+from .options import OPTIONS, check_arguments
+from .options import add_argument as add_option
 
 STAGES: tuple[str, ...] = ("read", "hints", "lab", "content", "network", "decode", "upsample", "merge", "write")
 DEFAULT_SIZES = "1,12"
@@ -56,6 +58,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--render-size", type=int, default=None, metavar="N", help="our pipeline's render size")
     p.add_argument("--hints", type=int, default=0, metavar="N",
                    help="give our pipeline N painted colour dabs as hints (default 0: none)")
+    add_option(p, "threads", help=f"{OPTIONS['threads'].help} (our pipeline; the table shows the counts used)")
     p.add_argument("--no-reference", action="store_true", help="skip the reference pipeline")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON")
     p.set_defaults(func=run)
@@ -135,7 +138,7 @@ def _measure_ours(config: dict[str, Any]) -> dict[str, Any]:
 
         torch.manual_seed(0)
         model = create_model("eccv16")
-    colorizer = Colorizer(model, config["device"])
+    colorizer = Colorizer(model, config["device"], threads=config.get("threads", 0))
     options: dict[str, Any] = {"post": tuple(config["post"])}
     if config.get("render_size"):
         options["render_size"] = config["render_size"]
@@ -179,9 +182,12 @@ def _measure_ours(config: dict[str, Any]) -> dict[str, Any]:
         return times
 
     once()  # warm-up: allocator, kernels, lookup tables
-    runs = [once() for _ in range(config["repeat"])]
+    runs, threads = [], set()
+    for _ in range(config["repeat"]):
+        runs.append(once())
+        threads.add(colorizer.last_threads)
     return {"stages": _median_stages(runs), "total": statistics.median(sum(r.values()) for r in runs),
-            "device": str(colorizer.device)}
+            "device": str(colorizer.device), "threads": sorted(threads)}
 
 
 def _measure_reference(config: dict[str, Any]) -> dict[str, Any]:
@@ -289,8 +295,10 @@ def _parse_list(text: str, kind: type) -> list:
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    """A fixed-width table: one row per configuration, seconds per stage, total, peak MB."""
-    header = f"{'size':>6} {'pipeline':<22}" + "".join(f"{s:>9}" for s in STAGES) + f"{'total':>9}{'peak MB':>9}"
+    """A fixed-width table: one row per configuration, seconds per stage, total, peak MB and the CPU
+    threads our pipeline's timed runs used (``1/2``: some runs one, some two; the reference: torch's pool)."""
+    header = (f"{'size':>6} {'pipeline':<22}" + "".join(f"{s:>9}" for s in STAGES)
+              + f"{'total':>9}{'peak MB':>9}{'threads':>9}")
     lines = [header, "-" * len(header)]
     for row in rows:
         label = f"{row['megapixels']:>5g}M {row['label']:<22}"
@@ -298,7 +306,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             lines.append(label + "  " + row.get("skipped", row.get("error", "?")))
             continue
         cells = "".join(f"{row['stages'][s]:>9.3f}" for s in STAGES)
-        lines.append(label + cells + f"{row['total']:>9.3f}{row['peak_mb']:>9.0f}")
+        threads = "/".join(str(t) for t in row.get("threads") or []) or "-"
+        lines.append(label + cells + f"{row['total']:>9.3f}{row['peak_mb']:>9.0f}{threads:>9}")
     return "\n".join(lines)
 
 
@@ -309,6 +318,9 @@ def run(args: argparse.Namespace) -> int:
         models = _parse_list(args.models, str)
     except ValueError as error:
         raise UsageError(str(error)) from None
+    problem = check_arguments(args, ("threads",))
+    if problem:
+        raise UsageError(problem)
     if args.repeat < 1 or any(s <= 0 for s in sizes):
         raise UsageError("--repeat and --sizes must be positive")
     if not 0 <= args.hints <= 100:
@@ -329,7 +341,7 @@ def run(args: argparse.Namespace) -> int:
             pipelines = [("ours", m) for m in models] + ([] if args.no_reference else [("reference", "eccv16")])
             for pipeline, model in pipelines:
                 config = {"pipeline": pipeline, "model": model, "device": args.device, "post": post,
-                          "hints": args.hints if pipeline == "ours" else 0,
+                          "hints": args.hints if pipeline == "ours" else 0, "threads": args.threads,
                           "render_size": args.render_size, "repeat": args.repeat, "input": str(source),
                           "output": str(Path(folder) / f"out_{pipeline}_{model}.jpg")}
                 label = f"REFERENCE ({model})" if pipeline == "reference" else f"tinct {model}"

@@ -86,6 +86,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="output format (default: the input's if png/jpg/tif/webp, else png)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files (never an input)")
     add_option(p, "batch_size")
+    add_option(p, "threads")
     p.add_argument("--jpeg-quality", type=int, default=95, metavar="Q", help="JPEG and WebP quality 1..100 (default 95)")
     add_provenance_argument(p)
     add_resume_arguments(p)
@@ -213,7 +214,7 @@ def _inode(path: Path) -> tuple[int, int] | None:
 
 def _check_arguments(args: argparse.Namespace) -> str | None:
     problem = check_arguments(args, ("temperature", "decode", "render_size", "post", "post_strength", "batch_size",
-                                     "content", "palette", "reference_strength"))
+                                     "content", "palette", "reference_strength", "threads"))
     if problem:
         return problem
     if args.palette == NO_PALETTE:
@@ -563,7 +564,7 @@ def run(args: argparse.Namespace) -> int:
             else:
                 from .pipeline import Colorizer
 
-                colorizer = Colorizer(args.model, args.device, fetch=args.fetch)  # WeightsMissing -> the frame prints its how-to
+                colorizer = Colorizer(args.model, args.device, fetch=args.fetch, threads=args.threads)  # WeightsMissing -> the frame prints its how-to
                 problem = model_problem(colorizer, args)
                 if problem:
                     raise UsageError(problem)

@@ -21,6 +21,7 @@ TEMPERATURE = 0.38  # Zhang et al. 2016, §3.3: the annealed mean at T = 0.38
 RENDER_SIZE = 256   # longer side of the network's input, in pixels
 POST_STRENGTH = 1.0
 BATCH_SIZE = 4
+THREADS = 0  # CPU threads per call; 0: as many as there are idle cores (core/threads.py)
 REFERENCE_STRENGTH = 1.0  # the exponent S of p'(q) ~ p(q) r(q)^S (core/reference.py)
 NO_PALETTE = "none"
 HINT_LAYER_NAME = "Tinct hints"  # the layer GIMP's "Add Tinct Hint Layer" adds and the colorize procedure looks for
@@ -166,6 +167,12 @@ OPTIONS: dict[str, Option] = {option.name: option for option in (
            "Images whose renders share one network call",
            f"images (or frames) whose renders share a network call (default {BATCH_SIZE})",
            minimum=1, maximum=256),
+    Option("threads", "int", THREADS, "CPU _threads",
+           "CPU threads the engine uses per call; 0 takes as many as there are idle cores (up to torch's "
+           "default), so a busy machine does not slow it down",
+           "CPU threads per call (default 0: as many as there are idle cores, up to torch's default; "
+           "on macOS and Windows, where that cannot be counted, torch's default)",
+           minimum=0, maximum=256),
     Option("blend", "choice", "normal", "_Blend with the original",
            "Layer mode of the new layer: Normal shows the colorized pixels, LCh Color takes only their "
            "colour over the original",

@@ -19,8 +19,9 @@ module only orchestrates the stages, whose maths lives in the modules named abov
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -35,13 +36,14 @@ from .device import inference_dtype, resolve_device
 from .geometry import (DEFAULT_RENDER_SIZE, MAX_RENDER_SIZE, MIN_RENDER_SIZE, RenderGeometry, band_rows,
                        hints_for_render, render_from_pixels, render_geometry, render_input, render_size_problem)
 from .hints import SparseHints, hint_maps_from_images, sparse_hints
-from .options import BATCH_SIZE, POST_STRENGTH
+from .options import BATCH_SIZE, POST_STRENGTH, THREADS
 from .options import check as check_option
 from .pixel_tensors import (ab_from_pixels, hint_tensor, luminance_from_pixels, mask_tensor, merge_to_pixels,
                             quantize_rgb)
 from .pixels import check_pixels, convert_depth, join_alpha, split_alpha
 from .reference import DEFAULT_STRENGTH
 from .stages import record_stage_times, stage
+from .threads import cpu_threads
 from .upsample import RowUpsampler, apply_coefficients, enlarges, guided_coefficients
 
 DEFAULT_BATCH_SIZE = BATCH_SIZE
@@ -169,6 +171,8 @@ class Colorizer:
         device: ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda[:N]"``, ``"mps"``.
         half: float16 network; ``None`` = on CUDA only.
         fetch, mirror: passed to ``load_model`` for weights that are not present yet.
+        threads: CPU threads per call (the ``threads`` option of ``core.options``): 0 = as many as
+            there are idle cores, up to torch's pool (``core.threads``); N = exactly N.
     """
 
     def __init__(
@@ -179,8 +183,11 @@ class Colorizer:
         *,
         fetch: bool = False,
         mirror: str | None = None,
+        threads: int = THREADS,
     ):
         self.device = resolve_device(device)
+        self.threads = check_option("threads", threads)
+        self.last_threads: int | None = None  # the CPU threads the last call ran on (None: no call yet)
         self.dtype = inference_dtype(self.device, half)
         if isinstance(model, str):
             self.name = model
@@ -206,6 +213,13 @@ class Colorizer:
         self.last_content: list[str] = []  # what ``colorize_L`` chose per image on its last call
         if self.model.output == "logits" and self.bin_centers is None:
             raise TypeError(f"model {self.name!r} outputs logits but has no bin_centers")
+
+    @contextlib.contextmanager
+    def _threads(self) -> Iterator[None]:
+        """One call's torch threads: ``core.threads.cpu_threads`` (no more than the idle cores)."""
+        with cpu_threads(self.device, self.threads) as threads:
+            self.last_threads = threads
+            yield
 
     # ----------------------------------------------------------------- what the provenance record needs
 
@@ -322,7 +336,7 @@ class Colorizer:
                 shape = list(L_i.shape) if isinstance(L_i, Tensor) else type(L_i).__name__
                 raise ValueError(f"L must be [N,1,H,W] float L* in [0,100], got {shape}")
         out_devices = [x.device for x in Ls]
-        with torch.no_grad():
+        with torch.no_grad(), self._threads():
             hints = self._dense_hints(Ls, hint_ab, hint_mask, as_list)
             items = self._make_items(Ls, options, mask, source_ab, hints, as_list)
             for item in items:
@@ -651,7 +665,7 @@ class Colorizer:
         if unknown:
             raise TypeError(f"unknown option(s) {', '.join(sorted(unknown))}")
         mask_colorize, confidence = options.mask_colorize, options.confidence
-        with torch.no_grad():
+        with torch.no_grad(), self._threads():
             items = self._make_items([color for color, _ in parts], options, opts.get("mask"), None, hints, True)
             self._set_references(items, opts.get("reference"), options.reference_strength, True)
             with stage("lab", self.device):

@@ -113,8 +113,8 @@ def _colorizer(args: argparse.Namespace) -> Any:
 
     from core.pipeline import Colorizer
 
-    colorizer = Colorizer(args.model, args.device, args.half)
     threads = getattr(args, "threads", None)
+    colorizer = Colorizer(args.model, args.device, args.half, threads=threads or 0)  # 0: no more than the idle cores
     if threads is None and colorizer.device.type == "cpu":
         # The decode/flow and encode threads need a core; torch spreading over all of them
         # as well made a 2-core run 7x slower (1.9 vs 13 frames/s at 720x405, measured).

@@ -71,11 +71,14 @@ def test_engine_bench_with_hints_times_them_and_skips_models_without(tmp_path, c
     eccv16 (no hint input) is skipped with the reason; a bad count is one clear error."""
     report = tmp_path / "bench.json"
     code = cli.main(["bench", "--sizes", "0.05", "--models", "default,eccv16", "--repeat", "1",
-                     "--no-reference", "--hints", "4", "--json", str(report)])
+                     "--no-reference", "--hints", "4", "--threads", "1", "--json", str(report)])
     out = capsys.readouterr().out
     assert code == 0, out
     rows = {row["model"]: row for row in json.loads(report.read_text())["rows"]}
     assert rows["default"]["label"] == "tinct default +4 hints" and rows["default"]["stages"]["hints"] > 0.0
+    assert rows["default"]["threads"] == [1]  # --threads N is used exactly, and the report says so
     assert "does not take colour hints" in rows["eccv16"]["skipped"], out
     assert cli.main(["bench", "--hints", "101", "--no-reference"]) != 0
     assert "--hints must be in [0, 100]" in capsys.readouterr().err
+    assert cli.main(["bench", "--threads", "-1", "--no-reference"]) != 0
+    assert "--threads must be in [0, 256]" in capsys.readouterr().err

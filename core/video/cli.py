@@ -19,6 +19,10 @@ from core.runs import add_cluster_arguments
 from core.video.flow import DIS_PRESETS, MotionOptions
 from core.video.temporal import TemporalOptions
 
+# Video's own default for the option of core/options.py: the decode, flow and encode threads need a core.
+VIDEO_THREADS_HELP = ("CPU threads per network call (default on the CPU: cores - 1, fewer while other programs keep "
+                      "cores busy; N: exactly N)")
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add ``video`` and ``eval-video`` to the ``tinct`` sub-commands."""
@@ -47,7 +51,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_option(p, "batch_size")
     p.add_argument("--queue", type=int, default=8, metavar="N", help="frames buffered between stages (default 8)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default on CPU: cores - 1)")
+    add_option(p, "threads", default=None, help=VIDEO_THREADS_HELP)
     p.add_argument("--report", type=Path, metavar="JSON", help="write the run's report (timings, damaged frames) here")
     from core.cli_colorize import add_provenance_argument
 
@@ -76,7 +80,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     _model_arguments(e)
     _temporal_arguments(e)
     add_option(e, "batch_size")
-    e.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default on CPU: cores - 1)")
+    add_option(e, "threads", default=None, help=VIDEO_THREADS_HELP)
     e.set_defaults(func=run_eval)
 
 
@@ -130,7 +134,7 @@ def _colorize_opts(args: argparse.Namespace) -> dict[str, Any]:
 
 def _option_problem(args: argparse.Namespace) -> str | None:
     """The first model option outside its range (core.options), as one line."""
-    return check_arguments(args, ("temperature", "render_size", "batch_size"))
+    return check_arguments(args, ("temperature", "render_size", "batch_size", "threads"))
 
 
 def run_video(args: argparse.Namespace) -> int:

@@ -108,6 +108,9 @@ def test_the_cli_takes_threads_and_refuses_a_bad_count_in_one_line(tmp_path, cap
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if "error:" in line]
     assert code == USAGE and len(lines) == 1 and "--threads" in lines[0], err
+    code = cli.main(["video", str(tmp_path / "film.mp4"), str(tmp_path / "out.mp4"), "--threads", "-1"])
+    lines = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert code == USAGE and len(lines) == 1 and "--threads" in lines[0]  # the same option, the same check
     out = tmp_path / "one.png"
     assert cli.main(["colorize", str(photo), "--model", "tiny", "--device", "cpu", "--threads", "1", "-o", str(out)]) == 0
     assert np.asarray(Image.open(out)).shape == (*gradient_gray().shape, 3)

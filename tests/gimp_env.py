@@ -338,6 +338,15 @@ def _chroot_mounts(root: Path, binds: Sequence[Path]) -> list[tuple[str, str, Pa
     return wanted
 
 
+def _same_file(source: str, target: Path) -> bool:
+    """Whether a bind mount's target shows ``source`` itself (same device and inode)."""
+    try:
+        a, b = os.stat(source), os.stat(target)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
 def _sessions_dir(root: Path) -> Path:
     """Host folder (beside the chroot) where each live session lists the mounts it uses."""
     return root.with_name(root.name + ".sessions")
@@ -389,6 +398,13 @@ def gimp3_session(gimp: Gimp3, binds: Sequence[Path] = ()) -> Iterator[GimpSessi
         with _file_lock(root.with_name(root.name + ".mounts.lock")):
             present, shared = set(_mounts_under(root)), _live_session_mounts(root)
             for fs_type, source, target in wanted:
+                if str(target) in present and fs_type == "bind" and not _same_file(source, target):
+                    # A bind left by a session that was killed, whose source has since been deleted and made
+                    # anew (a fresh clone at the same path): it shows the old files. Unmount it unless a live
+                    # session uses it, and mount the new ones.
+                    if str(target) not in shared:
+                        _umount(str(target))
+                    present.discard(str(target))
                 if str(target) in present:
                     if str(target) not in shared:
                         continue  # mounted by someone else (a person's GIMP): use it, never unmount it

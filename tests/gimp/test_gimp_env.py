@@ -53,3 +53,30 @@ def test_a_session_stops_only_what_it_started(gimp3):
     finally:
         os.kill(person.pid, signal.SIGKILL)
         person.wait(10)
+
+
+def test_a_bind_left_by_a_killed_session_is_replaced_when_its_source_was_made_anew(gimp3, tmp_path):
+    """A session killed before it unmounts leaves its binds; a fresh clone at the same path must not be
+    hidden behind the deleted one (the plug-in would then not be found at all)."""
+    if gimp3.root is None:
+        pytest.skip("GIMP runs natively here: there is no shared chroot")
+    source = tmp_path / "clone"
+    source.mkdir()
+    (source / "old.txt").write_text("old")
+    target = gimp3.root / source.resolve().relative_to("/")
+    target.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "--bind", str(source), str(target)], check=True)  # what the killed session left
+    try:
+        (source / "old.txt").unlink()
+        source.rmdir()
+        source.mkdir()
+        (source / "new.txt").write_text("new")
+        assert not (target / "new.txt").exists()  # the stale bind still shows the deleted folder
+        with gimp_env.gimp3_session(gimp3, binds=[source]) as session:
+            done = subprocess.run(session.command(["/bin/cat", str(source / "new.txt")], {"PATH": "/usr/bin:/bin"}),
+                                  capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0 and done.stdout == "new", done.stderr
+        assert str(target) not in gimp_env._mounts_under(gimp3.root), "the session left its bind mounted"
+    finally:
+        while str(target) in gimp_env._mounts_under(gimp3.root):
+            gimp_env._umount(str(target))

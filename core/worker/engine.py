@@ -16,7 +16,7 @@ Operations (request ``"op"``):
   ``core.options`` (missing or null means the default); ``confidence`` (bool), ``provenance`` (bool),
   ``hint_regions`` (with ``hint_pixels``).
   Reply: array ``pixels``, the same dtype, RGB or RGBA (alpha kept), with ``confidence`` also array
-  ``confidence`` (``[H,W]`` u8, 255 = confident), ``timing`` ``{"engine_s"}``, ``used``
+  ``confidence`` (``[H,W]`` u8, 255 = confident), ``timing`` ``{"engine_s", "threads"}`` (seconds, the CPU threads it ran on), ``used``
   ``{"hints", "reference", "confidence": bool, "content": "photo"|"document"}`` (what steered this
   result), ``warnings`` (lines for the user: hints, a reference or a confidence map asked of a model
   that cannot use them are skipped) and, with ``provenance``, ``provenance``
@@ -242,7 +242,8 @@ class EngineHandler:
         spec, data = from_array("pixels", result)
         used = {"hints": "hints" in opts, "reference": "reference" in opts, "confidence": bool(opts.get("confidence")),
                 "content": (getattr(colorizer, "last_content", None) or [opts["content"]])[0]}
-        reply = {"ok": True, "arrays": [spec, *specs], "timing": {"engine_s": time.perf_counter() - started},
+        reply = {"ok": True, "arrays": [spec, *specs],
+                 "timing": {"engine_s": time.perf_counter() - started, "threads": colorizer.last_threads},
                  "used": used}
         if warnings:
             reply["warnings"] = warnings

@@ -442,6 +442,7 @@ class TinctColorize(Gimp.PlugIn):
         reply, payload = client.request("colorize", request_options, arrays)
         stages["request_s"] = time.perf_counter() - started
         stages["engine_s"] = float(reply.get("timing", {}).get("engine_s", 0.0))
+        stages["engine_threads"] = reply.get("timing", {}).get("threads")
         stages["transfer_s"] = stages["request_s"] - stages["engine_s"]
         warnings = reply.get("warnings", [])
         if warnings:

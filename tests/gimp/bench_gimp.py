@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         values = [call[key] for call in warm]
         print(f"warm {label:>15}: median {statistics.median(values):.3f} s  (all: "
               f"{', '.join(f'{v:.3f}' for v in values)})")
+    print(f"warm  engine threads: {', '.join(str(call.get('engine_threads')) for call in warm)}")
     totals = record["seconds"][1:]
     print(f"warm {'procedure call':>15}: median {statistics.median(totals):.3f} s  "
           f"(targets: warm <= 1.5 s, cold <= 6 s)")

@@ -258,6 +258,7 @@ def test_colorize_over_the_worker_keeps_L_and_alpha(run_dir):
     L_out = rgb2lab(out[..., :3] / 65535.0)[..., 0]
     assert np.abs(L_in - L_out).max() < 1.0
     assert reply["timing"]["engine_s"] > 0
+    assert isinstance(reply["timing"]["threads"], int) and reply["timing"]["threads"] >= 1  # what the call ran on
 
 
 @pytest.mark.skipif(_engine_available() is not None, reason=str(_engine_available()))

@@ -187,7 +187,8 @@ class Colorizer:
     ):
         self.device = resolve_device(device)
         self.threads = check_option("threads", threads)
-        self.last_threads: int | None = None  # the CPU threads the last call ran on (None: no call yet)
+        self.last_threads: int | None = None  # the CPU threads the last call ended on (None: no call yet)
+        self._call_threads = None  # the running call's core.threads.CallThreads
         self.dtype = inference_dtype(self.device, half)
         if isinstance(model, str):
             self.name = model
@@ -216,10 +217,20 @@ class Colorizer:
 
     @contextlib.contextmanager
     def _threads(self) -> Iterator[None]:
-        """One call's torch threads: ``core.threads.cpu_threads`` (no more than the idle cores)."""
-        with cpu_threads(self.device, self.threads) as threads:
-            self.last_threads = threads
-            yield
+        """One call's torch threads: ``core.threads.cpu_threads`` (no more than the idle cores);
+        :meth:`_recount_threads` counts again between bands."""
+        with cpu_threads(self.device, self.threads) as call:
+            self._call_threads = call
+            try:
+                yield
+            finally:
+                self.last_threads = call.threads
+                self._call_threads = None
+
+    def _recount_threads(self) -> None:
+        call = getattr(self, "_call_threads", None)
+        if call is not None:
+            call.recount()
 
     # ----------------------------------------------------------------- what the provenance record needs
 
@@ -391,6 +402,7 @@ class Colorizer:
             banded = isinstance(models[0][0], RowUpsampler)
             rows = band_rows(width) if banded else height  # a grid finer than the image: one band
             for top in range(0, height, rows):
+                self._recount_threads()  # a long call follows the load between its bands
                 bottom = min(height, top + rows)
                 L_rows = item.L_rows(top, bottom, self.device)
                 with stage("upsample", self.device):

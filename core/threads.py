@@ -10,13 +10,16 @@ Measured on a 2-core machine with one busy process in another session, 12 MP wit
 
 So before each call the engine counts the threads that are running elsewhere (Linux:
 ``/proc/loadavg`` less this process's own running threads, the least of a few samples so a passing
-burst does not count) and uses ``min(pool, cores - busy)`` threads, at least one. Where the count
-cannot be had (macOS, Windows) the pool stays as torch set it; ``--threads N`` fixes it anywhere.
+burst does not count) and uses ``min(pool, cores - busy)`` threads, at least one; a long call counts
+again between its bands of rows (:meth:`CallThreads.recount`, at most every ``RECOUNT_S``). Where
+the count cannot be had (macOS, Windows) the pool stays as torch set it; ``--threads N`` fixes it
+anywhere.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 import time
@@ -28,6 +31,7 @@ import torch
 AUTO = 0  # the ``threads`` option's value for "as many as there are idle cores"
 _SAMPLES = 3
 _SAMPLE_GAP_S = 0.001
+RECOUNT_S = 0.5  # seconds between counts within one call
 _PROC = Path("/proc")
 
 
@@ -94,22 +98,46 @@ def busy_elsewhere(proc: Path = _PROC, samples: int = _SAMPLES, gap_s: float = _
     return min(counts)
 
 
+class CallThreads:
+    """The thread count of one call on the CPU, which :meth:`recount` may change as the load does."""
+
+    def __init__(self, requested: int, pool: int, adapt: bool):
+        self.requested, self.pool, self.adapt = requested, pool, adapt
+        self.threads = pool
+        self._counted = -math.inf
+
+    def recount(self) -> int:
+        """Count the busy cores again (unless counted less than ``RECOUNT_S`` ago or the count is
+        fixed) and set torch's threads to match; returns the count in use."""
+        fixed = bool(self.requested) and self._counted > -math.inf
+        if not self.adapt or fixed or time.monotonic() - self._counted < RECOUNT_S:
+            return self.threads
+        self._counted = time.monotonic()
+        threads = choose_threads(self.requested, self.pool, available_cores(),
+                                 None if self.requested else busy_elsewhere())
+        if threads != torch.get_num_threads():
+            torch.set_num_threads(threads)
+        self.threads = threads
+        return threads
+
+
 @contextlib.contextmanager
-def cpu_threads(device: torch.device, requested: int = AUTO) -> Iterator[int]:
+def cpu_threads(device: torch.device, requested: int = AUTO) -> Iterator[CallThreads]:
     """Run the block with :func:`choose_threads` torch threads on the CPU, then restore the pool.
 
-    Yields the count used (the pool's size unchanged on other devices, whose work is not on these threads).
+    Yields the call's :class:`CallThreads` (``.threads``: the count in use). On other devices, whose
+    work is not on these threads, and for a pool of one thread left to decide, nothing is counted
+    or changed.
     """
     pool = torch.get_num_threads()
-    if device.type != "cpu" or (not requested and pool == 1):  # nothing to decide: skip the sampling
-        yield pool
+    adapt = device.type == "cpu" and (bool(requested) or pool > 1)
+    call = CallThreads(requested, pool, adapt)
+    if not adapt:
+        yield call
         return
-    threads = choose_threads(requested, pool, available_cores(), None if requested else busy_elsewhere())
-    if threads == pool:
-        yield threads
-        return
-    torch.set_num_threads(threads)
     try:
-        yield threads
+        call.recount()
+        yield call
     finally:
-        torch.set_num_threads(pool)
+        if torch.get_num_threads() != pool:
+            torch.set_num_threads(pool)

@@ -18,6 +18,7 @@ from core import cli
 from core.errors import USAGE
 from core.options import OptionError
 from core.pipeline import Colorizer
+from core import threads as threads_module
 from core.threads import AUTO, available_cores, busy_elsewhere, choose_threads, cpu_threads
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts running threads in /proc")
@@ -79,8 +80,8 @@ def test_a_busy_machine_gets_one_thread_and_the_pool_is_restored(tiny_colorizer)
     spinners = _spinners(cores)
     try:
         assert busy_elsewhere() >= cores - 1  # the least of three samples sees them (one may be off-core)
-        with cpu_threads(torch.device("cpu")) as threads:
-            assert threads == 1 and torch.get_num_threads() == 1
+        with cpu_threads(torch.device("cpu")) as call:
+            assert call.threads == 1 and torch.get_num_threads() == 1
         assert torch.get_num_threads() == pool
         tiny_colorizer.colorize_array(gradient_gray())
         assert tiny_colorizer.last_threads == 1 and torch.get_num_threads() == pool
@@ -115,3 +116,24 @@ def test_the_cli_takes_threads_and_refuses_a_bad_count_in_one_line(tmp_path, cap
     out = tmp_path / "one.png"
     assert cli.main(["colorize", str(photo), "--model", "tiny", "--device", "cpu", "--threads", "1", "-o", str(out)]) == 0
     assert np.asarray(Image.open(out)).shape == (*gradient_gray().shape, 3)
+
+
+@linux_only
+def test_a_long_call_counts_again_when_the_load_arrives(monkeypatch):
+    """Load that starts during a call (between its bands) is seen at the next count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    spinners = []
+    try:
+        with cpu_threads(torch.device("cpu")) as call:
+            spinners = _spinners(available_cores())
+            monkeypatch.setattr(threads_module, "RECOUNT_S", 0.0)
+            assert call.recount() == 1 and torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        with cpu_threads(torch.device("cpu"), requested=2) as call:  # a fixed count is never changed
+            assert call.recount() == 2 and torch.get_num_threads() == 2
+    finally:
+        for p in spinners:
+            p.kill()
+            p.wait()
+        torch.set_num_threads(before)

@@ -228,9 +228,8 @@ class Colorizer:
                 self._call_threads = None
 
     def _recount_threads(self) -> None:
-        call = getattr(self, "_call_threads", None)
-        if call is not None:
-            call.recount()
+        if self._call_threads is not None:
+            self._call_threads.recount()
 
     # ----------------------------------------------------------------- what the provenance record needs
 

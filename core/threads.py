@@ -68,6 +68,12 @@ def _running_everywhere(proc: Path) -> int:
     return int((proc / "loadavg").read_text().split()[3].split("/")[0])
 
 
+def task_state(stat: str) -> str:
+    """The state letter (``R`` running, ``S`` sleeping, ...) of a ``/proc/.../stat`` line; the name
+    before it may itself hold spaces and parentheses."""
+    return stat.rsplit(")", 1)[-1].split()[0]
+
+
 def _running_here(proc: Path) -> int:
     """This process's threads in state R (the sampling thread is one of them)."""
     running = 0
@@ -76,7 +82,7 @@ def _running_here(proc: Path) -> int:
             stat = (task / "stat").read_text()
         except OSError:  # the thread ended meanwhile
             continue
-        running += stat.rsplit(")", 1)[-1].split()[0] == "R"
+        running += task_state(stat) == "R"
     return running
 
 

@@ -19,7 +19,7 @@ from core.errors import USAGE
 from core.options import OptionError
 from core.pipeline import Colorizer
 from core import threads as threads_module
-from core.threads import AUTO, available_cores, busy_elsewhere, choose_threads, cpu_threads
+from core.threads import AUTO, available_cores, busy_elsewhere, choose_threads, cpu_threads, task_state
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts running threads in /proc")
 
@@ -61,11 +61,7 @@ def _spinners(count: int) -> list[subprocess.Popen]:
              for _ in range(count)]
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        states = []
-        for p in procs:
-            stat = Path(f"/proc/{p.pid}/stat").read_text()
-            states.append(stat.rsplit(")", 1)[-1].split()[0])
-        if all(s == "R" for s in states):
+        if all(task_state(Path(f"/proc/{p.pid}/stat").read_text()) == "R" for p in procs):
             break
         time.sleep(0.05)
     return procs

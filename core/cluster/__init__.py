@@ -6,7 +6,8 @@ so that this package says in one line how to install the extra when Dask is miss
 - :mod:`core.cluster.connect` turns ``--scheduler`` (``tcp://host:port`` or ``local[:N]``) into a client.
 - :mod:`core.cluster.worker` is the worker side: one model per worker process, kept between tasks.
 - :mod:`core.cluster.images` colorizes files in small batches, one task each.
-- :mod:`core.cluster.film` splits a film at its scene cuts, colorizes the shots in parallel, joins them.
+- :mod:`core.cluster.shots` cuts a film into spans of whole shots as it reads it (no Dask).
+- :mod:`core.cluster.film` sends those spans to the workers as they come, colorizes them in parallel, joins them.
 """
 
 from __future__ import annotations

@@ -1,18 +1,20 @@
 """``tinct video FILM OUT --scheduler``: a film split at its scene cuts, shots colorized in parallel.
 
-1. **Plan** (client): one decoding pass runs the video path's own cut test (the luma-histogram
-   jump of :class:`core.video.flow.MotionAnalyser`, on the same downscaled luma) and cuts the film
-   into *spans* of whole shots, each given by its first frame's index and timestamp. Temporal
-   consistency lives inside shots and is reset at every cut, so colorizing spans apart gives what
-   one pass would.
+1. **Plan** (client, a thread): one decoding pass runs the video path's own cut test and cuts the
+   film into *spans* of whole shots (:mod:`core.cluster.shots`), each given by its first frame's
+   index and timestamp and sent to the cluster as soon as it is final, so the workers start on the
+   first shots while the client reads on. Temporal consistency lives inside shots and is reset at
+   every cut, so colorizing spans apart gives what one pass would.
 2. **Colorize** (workers, one task per span): seek to the span, run the ordinary three-stage video
    pipeline (:func:`core.video.pipeline.run_pipeline`) on it with the worker's kept model, and write
-   the span losslessly (FFV1) into a hidden folder beside the output; the task returns every frame's
-   index and timestamp. A span whose worker dies is redone elsewhere; the span file only appears
-   when complete (the video writer's temp-then-rename).
-3. **Join** (client, as spans arrive, in order): re-encode the spans with the user's encoding
-   options into the ordinary video writer at the source timestamps, copying the audio packet for
-   packet; the output appears under its name only when complete, the hidden folder is removed.
+   the span into a hidden folder beside the output, encoded with the output's own codec and options
+   when the pieces can be joined by stream copy (:func:`core.video.join.join_problem`), losslessly
+   (FFV1) otherwise; the task returns every frame's index and timestamp. A span whose worker dies is
+   redone elsewhere; the span file only appears when complete (the video writer's temp-then-rename).
+3. **Join** (client, as spans arrive, in order): copy the spans' packets into the output
+   (:class:`core.video.join.PacketJoinWriter`), or re-encode the lossless spans with the user's
+   encoding options into the ordinary writer, at the source timestamps, copying the audio packet
+   for packet; the output appears under its name only when complete, the hidden folder is removed.
 
 Frame count, timestamps and audio are therefore those of a local run.
 """
@@ -20,90 +22,29 @@ Frame count, timestamps and audio are therefore those of a local run.
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from core.video.flow import MotionOptions, cut_score, luma_histogram, motion_luma
-from core.video.io import (EncodeOptions, SourceFrame, VideoFileReader, VideoIOError, check_distinct,
-                           open_writer)
+from core.video.io import EncodeOptions, SourceFrame, VideoFileReader, VideoIOError, check_distinct, open_writer
+from core.video.join import PacketJoinWriter, join_problem, output_codec, piece_suffix
 from core.video.pipeline import VideoOptions, VideoReport, run_pipeline
 
 from . import ClusterError
 from .connect import open_client
+from .shots import MIN_SPAN_FRAMES, ShotPlanner, Span
 from .worker import ModelSpec, colorizer_for, set_torch_threads, worker_name
-
-# Spans shorter than this are merged with the next one: a task per two-frame shot costs more than
-# it gains. Merging keeps results exact, since the worker's own cut test resets at the inner cut.
-MIN_SPAN_FRAMES = 24
-
-
-@dataclass(frozen=True)
-class Span:
-    """Consecutive whole shots: frames ``first_index`` .. ``first_index + n_frames - 1`` (decoder
-    order, damaged frames counted), from timestamp ``first_pts`` up to, not including, ``end_pts``
-    (``None`` = the end of the film). ``n_frames`` is for progress only."""
-
-    number: int
-    first_index: int
-    first_pts: int
-    end_pts: int | None
-    n_frames: int
-
-
-def plan_spans(path: Path, motion: MotionOptions, min_frames: int = MIN_SPAN_FRAMES) -> tuple[Any, list[Span], int]:
-    """Decode ``path`` once and cut it into spans at scene cuts.
-
-    Returns:
-        (stream info, spans, number of shots found).
-    Raises:
-        VideoIOError: unreadable film, or frames without timestamps (which cannot be split).
-    """
-    reader = VideoFileReader(path)
-    starts: list[tuple[int, int]] = []  # (index, pts) of every shot's first frame
-    count = 0
-    previous = None
-    try:
-        for sf in reader.frames():
-            count = sf.index + 1
-            if sf.rgb is None:
-                continue  # damaged: the pipeline skips it too, without feeding its cut test
-            if sf.pts is None:
-                raise VideoIOError(f"{path}: frames without timestamps cannot be split into shots; run without --scheduler")
-            hist = luma_histogram(motion_luma(sf.rgb, motion.max_side))
-            if previous is None or cut_score(previous, hist) > motion.cut_threshold:
-                starts.append((sf.index, sf.pts))
-            previous = hist
-        info = reader.info
-    finally:
-        reader.close()
-    if not starts:
-        raise VideoIOError("no frame could be decoded")
-    shots = len(starts)
-    merged: list[tuple[int, int]] = []
-    for k, start in enumerate(starts):
-        following = starts[k + 1][0] if k + 1 < len(starts) else count
-        if merged and start[0] - merged[-1][0] < min_frames:
-            continue  # the current span is still too short: this shot joins it
-        if merged and following - start[0] < min_frames and k + 1 == len(starts):
-            continue  # a short last shot joins the span before it
-        merged.append(start)
-    spans = []
-    for k, (index, pts) in enumerate(merged):
-        nxt = merged[k + 1] if k + 1 < len(merged) else None
-        spans.append(Span(k, index, pts, None if nxt is None else nxt[1], (nxt[0] if nxt else count) - index))
-    return info, spans, shots
-
 
 class SpanReader:
     """The frames of one span of a video file, with the film's own indices and timestamps."""
 
-    def __init__(self, path: Path, span: Span):
-        self._file = VideoFileReader(path)
+    def __init__(self, path: Path, span: Span, threads: int = 0):
+        self._file = VideoFileReader(path, threads)
         self.span = span
         self.info = replace(self._file.info, n_frames=span.n_frames)
 
@@ -130,16 +71,18 @@ class SpanReader:
 
 
 class _RecordingWriter:
-    """A frame writer that remembers each written frame's (index, pts)."""
+    """A frame writer that remembers each written frame's (index, pts) and writes it ``offset`` earlier."""
 
-    def __init__(self, writer: Any):
+    def __init__(self, writer: Any, offset: int = 0):
         self._writer = writer
+        self._offset = offset
         self.wants_uint16 = writer.wants_uint16
         self.notes = getattr(writer, "notes", [])
         self.written: list[tuple[int, int | None]] = []
 
     def write(self, rgb: np.ndarray, source: SourceFrame) -> None:
-        self._writer.write(rgb, source)
+        shifted = source if source.pts is None or not self._offset else replace(source, pts=source.pts - self._offset)
+        self._writer.write(rgb, shifted)
         self.written.append((source.index, source.pts))
 
     def commit(self) -> Path:
@@ -150,27 +93,34 @@ class _RecordingWriter:
 
 
 def colorize_span(film: str, span: Span, segment: str, spec: ModelSpec, options: VideoOptions,
-                  uint16: bool) -> dict[str, Any]:
-    """Worker side: colorize ``span`` of ``film`` into the lossless file ``segment``.
+                  uint16: bool, encode: EncodeOptions, offset: int) -> dict[str, Any]:
+    """Worker side: colorize ``span`` of ``film`` into the video file ``segment``, encoded with ``encode``,
+    timestamps counted from ``offset`` (source time base). The worker's decoder and encoder get as many
+    threads as its torch, so a one-thread worker stays on one core.
 
     Returns ``{"frames": [(index, pts)...], "damaged", "cuts", "seconds", "wall", "worker"}``.
     """
-    set_torch_threads()
+    threads = set_torch_threads()
     colorizer = colorizer_for(spec)
-    reader = SpanReader(Path(film), span)
+    reader = SpanReader(Path(film), span, threads)
     try:
         info = replace(reader.info, rotation=0, audio_streams=0, high_bit_depth=uint16)
-        writer = _RecordingWriter(open_writer(Path(segment), info, EncodeOptions(lossless=True, overwrite=True)))
+        segment_encode = replace(encode, overwrite=True, provenance=None, codec_threads=threads)
+        writer = _RecordingWriter(open_writer(Path(segment), info, segment_encode), offset)
         report = run_pipeline(reader, writer, colorizer, replace(options, progress=False))
     finally:
         reader.close()
-    return {"frames": writer.written, "damaged": report.damaged, "cuts": report.cuts, "seconds": report.seconds,
-            "wall": report.wall, "worker": worker_name()}
+    return {"span": span, "frames": writer.written, "damaged": report.damaged, "cuts": report.cuts,
+            "seconds": report.seconds, "wall": report.wall, "worker": worker_name()}
 
 
-def _join_span(result: dict[str, Any], segment: Path, writer: Any) -> int:
+def _join_span(result: dict[str, Any], segment: Path, writer: Any, offset: int) -> int:
     """Append a finished span to the final writer at its source timestamps; returns the frames written."""
     frames = result["frames"]
+    if isinstance(writer, PacketJoinWriter):
+        written = writer.append(segment, [pts for _, pts in frames], offset)
+        segment.unlink()
+        return written
     reader = VideoFileReader(segment)
     written = 0
     try:
@@ -225,6 +175,36 @@ def provenance_record(spec: ModelSpec, options: VideoOptions) -> Any:
     return record_from_settings(settings, temporal=options.temporal)
 
 
+class _Dispatcher:
+    """The planning thread: reads the film, submits each span to the cluster as soon as it is final.
+
+    Its failure (an unreadable film) is kept in ``error`` for the main thread; ``done`` is set when it
+    ends either way. ``submitted`` maps each future to its span.
+    """
+
+    def __init__(self, planner: ShotPlanner, submit: Callable[[Span], Any], completed: Any):
+        self.planner = planner
+        self.submitted: dict[Any, Span] = {}
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+        self.cancelled = threading.Event()
+        self._submit, self._completed = submit, completed
+        self.thread = threading.Thread(target=self._run, name="tinct-film-plan", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            for span in self.planner:
+                if self.cancelled.is_set():
+                    return
+                future = self._submit(span)
+                self.submitted[future] = span
+                self._completed.add(future)
+        except BaseException as error:  # noqa: BLE001 - handed to the main thread, raised there
+            self.error = error
+        finally:
+            self.done.set()
+
+
 def _colorize_film(client: Any, input_path: Path, output_path: Path, info: Any, spec: ModelSpec,
                    options: VideoOptions, encode: EncodeOptions, resources: dict[str, float] | None,
                    min_span_frames: int, start: float) -> VideoReport:
@@ -234,64 +214,95 @@ def _colorize_film(client: Any, input_path: Path, output_path: Path, info: Any, 
     from .images import check_resources
 
     writer = open_writer(output_path, info, encode, audio_source=input_path)
+    uint16 = writer.wants_uint16
     work = output_path.parent / f".{output_path.name}.shots-{uuid.uuid4().hex[:8]}"
     report = VideoReport()
     report.notes.extend(getattr(writer, "notes", []))
-    bar = None
+    problem = join_problem(output_path, info, encode)
+    if problem is None:
+        writer.abort()  # the output was checked; the pieces are encoded on the workers
+        writer = PacketJoinWriter(output_path, info, encode, audio_source=input_path)
+        piece_encode, suffix = encode, piece_suffix(output_codec(encode))
+        report.notes.append("shots encoded on the workers and joined by stream copy")
+    else:
+        piece_encode, suffix = EncodeOptions(lossless=True), ".mkv"
+        report.notes.append(f"shots re-encoded on the client ({problem})")
+    offset_of = (lambda span: span.first_pts) if suffix == ".mov" else (lambda span: 0)
+    bar = dispatcher = None
     try:
-        _, spans, shots = plan_spans(input_path, options.temporal_options.motion, min_span_frames)
-        report.seconds["plan"] = time.perf_counter() - start
-        bar = tqdm(total=sum(s.n_frames for s in spans), unit="frame", disable=not options.progress,
-                   dynamic_ncols=True, smoothing=0.1, desc="colorizing")
         work.mkdir()
         note = check_resources(client, resources or {})
+        bar = tqdm(total=info.n_frames, unit="frame", disable=not options.progress, dynamic_ncols=True,
+                   smoothing=0.1, desc="colorizing")
         if note:
             bar.write(f"tinct video: note: {note}")
         run_id = uuid.uuid4().hex[:12]
-        futures = {}
-        for span in spans:
-            future = client.submit(colorize_span, str(input_path.resolve()), span,
-                                   str((work / f"shot_{span.number:05d}.mkv").resolve()), spec, options,
-                                   writer.wants_uint16, key=f"tinct-shot-{run_id}-{span.number}",
-                                   resources=resources or None, priority=len(spans) - span.number, pure=False)
-            futures[future] = span
+
+        def submit(span: Span) -> Any:
+            piece = str((work / f"shot_{span.number:05d}{suffix}").resolve())
+            # Earlier spans first: the join takes them in order.
+            return client.submit(colorize_span, str(input_path.resolve()), span, piece, spec, options, uint16,
+                                 piece_encode, offset_of(span), key=f"tinct-shot-{run_id}-{span.number}",
+                                 resources=resources or None, priority=-span.number, pure=False)
+
+        completed = as_completed()
+        dispatcher = _Dispatcher(ShotPlanner(input_path, options.temporal_options.motion, min_span_frames),
+                                 submit, completed)
+        dispatcher.thread.start()
         done: dict[int, dict[str, Any]] = {}
         workers: set[str] = set()
         next_span = 0
-        for future in as_completed(futures):
-            span = futures[future]
-            try:
-                result = future.result()
-            except (VideoIOError, ValueError, OSError) as error:
-                raise VideoIOError(f"shot {span.number + 1} (from frame {span.first_index}): {error}") from None
-            except Exception as error:  # noqa: BLE001 - KilledWorker and the like
-                raise ClusterError(f"shot {span.number + 1} (from frame {span.first_index}) was lost on the "
-                                   f"cluster: {type(error).__name__}: {error}") from None
-            done[span.number] = result
-            workers.add(result["worker"])
-            bar.update(span.n_frames)
-            while next_span in done:
-                result = done.pop(next_span)
-                t0 = time.perf_counter()
-                report.frames_written += _join_span(result, work / f"shot_{next_span:05d}.mkv", writer)
-                report.seconds["join"] = report.seconds.get("join", 0.0) + time.perf_counter() - t0
-                report.frames_read += len(result["frames"]) + len(result["damaged"])
-                report.damaged.extend(tuple(d) for d in result["damaged"])
-                report.cuts.extend(result["cuts"])
-                for stage, seconds in result["seconds"].items():
-                    report.seconds[stage] = report.seconds.get(stage, 0.0) + seconds
-                next_span += 1
+        while True:
+            for future in completed:
+                span = dispatcher.submitted[future]
+                try:
+                    result = future.result()
+                except (VideoIOError, ValueError, OSError) as error:
+                    raise VideoIOError(f"shot {span.number + 1} (from frame {span.first_index}): {error}") from None
+                except Exception as error:  # noqa: BLE001 - KilledWorker and the like
+                    raise ClusterError(f"shot {span.number + 1} (from frame {span.first_index}) was lost on the "
+                                       f"cluster: {type(error).__name__}: {error}") from None
+                done[span.number] = result
+                workers.add(result["worker"])
+                bar.update(span.n_frames)
+                while next_span in done:
+                    result = done.pop(next_span)
+                    t0 = time.perf_counter()
+                    report.frames_written += _join_span(result, work / f"shot_{next_span:05d}{suffix}", writer,
+                                                        offset_of(result["span"]))
+                    report.seconds["join"] = report.seconds.get("join", 0.0) + time.perf_counter() - t0
+                    report.frames_read += len(result["frames"]) + len(result["damaged"])
+                    report.damaged.extend(tuple(d) for d in result["damaged"])
+                    report.cuts.extend(result["cuts"])
+                    for stage, seconds in result["seconds"].items():
+                        report.seconds[stage] = report.seconds.get(stage, 0.0) + seconds
+                    next_span += 1
+                if dispatcher.error is not None:
+                    raise dispatcher.error
+            if dispatcher.error is not None:
+                raise dispatcher.error
+            if dispatcher.done.is_set() and completed.is_empty():
+                break
+            dispatcher.done.wait(0.05)  # the planner is still reading: more spans will come
+        bar.total = dispatcher.planner.frames
+        bar.refresh()
+        report.seconds["plan"] = dispatcher.planner.seconds
         report.output = writer.commit()
     except BaseException:
         writer.abort()
+        if dispatcher is not None:
+            dispatcher.cancelled.set()
+            client.cancel(list(dispatcher.submitted))
         raise
     finally:
         if bar is not None:
             bar.close()
+        if dispatcher is not None:
+            dispatcher.thread.join()
         shutil.rmtree(work, ignore_errors=True)
     report.wall = time.perf_counter() - start
-    report.notes.append(f"{shots} shot(s) in {len(spans)} task(s) on {len(workers)} worker(s); stage times are "
-                        "summed over the workers")
+    report.notes.append(f"{dispatcher.planner.shots} shot(s) in {next_span} task(s) on {len(workers)} worker(s); "
+                        "stage times are summed over the workers")
     if report.frames_written == 0:
         raise VideoIOError("no frame could be decoded")
     return report

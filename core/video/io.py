@@ -14,10 +14,11 @@ import shutil
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Protocol
+from typing import TYPE_CHECKING, Any, Iterator, Protocol
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from core.errors import InputError, OutputError, UsageError
 from core.fs import discard, move_into_place, temp_sibling
@@ -110,9 +111,12 @@ class FrameWriter(Protocol):
 
 
 class VideoFileReader:
-    """Decode the first video stream of any container FFmpeg reads."""
+    """Decode the first video stream of any container FFmpeg reads.
 
-    def __init__(self, path: str | Path):
+    ``threads``: the decoder's threads (0: FFmpeg's choice, one per core); a one-thread cluster
+    worker passes 1, so that two workers on two cores do not each decode on both."""
+
+    def __init__(self, path: str | Path, threads: int = 0):
         self.path = Path(path)
         try:
             self._container = av.open(str(self.path), "r")
@@ -123,6 +127,10 @@ class VideoFileReader:
             raise VideoIOError(f"{self.path} has no video stream")
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"
+        self._stream.codec_context.thread_count = threads
+        # One converter for every frame: a frame's own to_ndarray(format=...) builds a new swscale
+        # context each time, which costs 5-20x the conversion itself at film sizes.
+        self._to_rgb = VideoReformatter()
         cc = self._stream.codec_context
         fmt = cc.format
         high = bool(fmt is not None and max((c.bits for c in fmt.components), default=8) > 8)
@@ -168,7 +176,7 @@ class VideoFileReader:
                     yield SourceFrame(index, None, pts=frame.pts,
                                       error=f"frame size changed to {frame.width}x{frame.height}")
                 else:
-                    yield SourceFrame(index, frame.to_ndarray(format=fmt), pts=frame.pts)
+                    yield SourceFrame(index, self._to_rgb.reformat(frame, format=fmt).to_ndarray(), pts=frame.pts)
                 index += 1
 
     def close(self) -> None:
@@ -265,7 +273,8 @@ class EncodeOptions:
     """Output encoding. ``codec`` None picks H.264 (``libx264``), or FFV1 when ``lossless``.
     ``crf``/``preset`` apply to x264/x265; ``fps`` is used when the source has no rate (folders);
     ``frame_suffix`` is the image type of folder output. ``provenance``: the record every output
-    carries (container tags of a video, the metadata of every frame image), or None."""
+    carries (container tags of a video, the metadata of every frame image), or None.
+    ``codec_threads``: the encoder's threads (0: the codec's choice)."""
 
     codec: str | None = None
     crf: int = 18
@@ -275,6 +284,18 @@ class EncodeOptions:
     frame_suffix: str = ".png"
     overwrite: bool = False
     provenance: "Record | None" = None
+    codec_threads: int = 0
+
+
+def encoding_notes(info: StreamInfo, codec: str) -> list[str]:
+    """What encoding ``info``'s frames with ``codec`` into a video file will not keep as it is."""
+    notes = []
+    if info.alpha:
+        notes.append("a video file cannot hold alpha: the frames' alpha channel is not kept")
+    if codec not in ("ffv1", "libx264rgb") and (info.width % 2 or info.height % 2):
+        notes.append(f"odd frame size {info.width}x{info.height}: encoded as 4:4:4 "
+                     "(4:2:0 needs even sizes; some players cannot decode 4:4:4)")
+    return notes
 
 
 def _check_output(final: Path, overwrite: bool, is_dir: bool) -> None:
@@ -316,8 +337,7 @@ class VideoFileWriter:
                                f"use one of {', '.join(sorted(set(LOSSY_VIDEO_SUFFIXES + LOSSLESS_VIDEO_SUFFIXES)))}")
         _check_output(self.final, options.overwrite, is_dir=False)
         self.notes: list[str] = []
-        if info.alpha:
-            self.notes.append("a video file cannot hold alpha: the frames' alpha channel is not kept")
+        self.codec = codec
         # PyAV picks the container from the file name, so the temporary keeps the final suffix.
         self.temp = temp_sibling(self.final, suffix=self.final.suffix, error=VideoWriteError)
         try:
@@ -335,6 +355,22 @@ class VideoFileWriter:
         fps = info.fps or options.fps
         self._time_base = info.time_base or Fraction(1) / fps
         self._frame_step = max(int(round(1 / (fps * self._time_base))), 1)
+        self.notes.extend(encoding_notes(info, codec))
+        self._video = self._add_video(info, options, codec, fps)
+        if options.provenance is not None:
+            from core.provenance import container_tags
+
+            self._out.metadata.update(container_tags(options.provenance))
+        self._audio_in = None
+        self._audio_map: dict[int, av.stream.Stream] = {}
+        self._audio_packets = iter(())
+        self._pending_audio: av.Packet | None = None
+        if audio_source is not None and info.audio_streams:
+            self._open_audio(Path(audio_source))
+        self._count = 0
+
+    def _add_video(self, info: StreamInfo, options: EncodeOptions, codec: str, fps: Fraction) -> Any:
+        """The encoder's video stream, at the source's time base and display rotation."""
         enc_opts: dict[str, str] = {}
         if codec in ("libx264", "libx265"):
             enc_opts = {"crf": str(options.crf), "preset": options.preset}
@@ -343,34 +379,20 @@ class VideoFileWriter:
         except (av.error.FFmpegError, ValueError) as e:
             raise VideoOptionError(f"cannot encode {codec} into {self.final.suffix}: {_short(e)}") from None
         vs.width, vs.height = info.width, info.height
+        vs.codec_context.thread_count = options.codec_threads
         if codec == "ffv1":
             self.wants_uint16 = info.high_bit_depth
             vs.pix_fmt = "gbrp16le" if info.high_bit_depth else "bgr0"
         elif codec == "libx264rgb":
             vs.pix_fmt = "rgb24"
-        elif info.width % 2 or info.height % 2:
-            # 4:2:0 needs even sizes; 4:4:4 keeps every pixel but fewer players decode it.
-            vs.pix_fmt = "yuv444p"
-            self.notes.append(f"odd frame size {info.width}x{info.height}: encoded as 4:4:4 "
-                              "(4:2:0 needs even sizes; some players cannot decode 4:4:4)")
         else:
-            vs.pix_fmt = "yuv420p"
+            # 4:2:0 needs even sizes; 4:4:4 keeps every pixel but fewer players decode it.
+            vs.pix_fmt = "yuv444p" if info.width % 2 or info.height % 2 else "yuv420p"
         vs.codec_context.time_base = self._time_base
         vs.time_base = self._time_base
-        if options.provenance is not None:
-            from core.provenance import container_tags
-
-            self._out.metadata.update(container_tags(options.provenance))
         if info.rotation:
             vs.set_display_rotation(info.rotation)
-        self._video = vs
-        self._audio_in = None
-        self._audio_map: dict[int, av.stream.Stream] = {}
-        self._audio_packets = iter(())
-        self._pending_audio: av.Packet | None = None
-        if audio_source is not None and info.audio_streams:
-            self._open_audio(Path(audio_source))
-        self._count = 0
+        return vs
 
     def _open_audio(self, source: Path) -> None:
         self._audio_in = av.open(str(source), "r")
@@ -413,10 +435,13 @@ class VideoFileWriter:
         self._out.mux(self._video.encode(frame))
         self._count += 1
 
+    def _flush_video(self) -> None:
+        self._out.mux(self._video.encode())
+
     def commit(self) -> Path:
         """Flush, close and rename the temporary file to the final name."""
         try:
-            self._out.mux(self._video.encode())
+            self._flush_video()
             self._mux_audio_until(None)
             self._out.close()
         except Exception:

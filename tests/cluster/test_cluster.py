@@ -254,8 +254,12 @@ def _film(path: Path, shots: tuple[int, ...]) -> synth.WrittenClip:
     return synth.write_video(path, (synth.to_gray(f) for f in synth.render_clip(photos, spec)), Fraction(24))
 
 
-def test_cluster_film_split_at_cuts_keeps_frames_timestamps_and_audio(dask_cluster, tmp_path, capsys):
+def _mean_errors(frames: list[np.ndarray], reference: list[np.ndarray]) -> list[float]:
+    return [float(np.abs(x.astype(np.int16) - y.astype(np.int16)).mean()) for x, y in zip(frames, reference)]
 
+
+def test_cluster_film_split_at_cuts_keeps_frames_timestamps_and_audio(dask_cluster, tmp_path, capsys):
+    """Shots are encoded on the workers and joined by stream copy: H.264 into MP4, FFV1 into Matroska."""
     film = tmp_path / "film.mp4"
     written = _film(film, (26, 30, 25))
     assert written.audio_packets > 0
@@ -265,15 +269,37 @@ def test_cluster_film_split_at_cuts_keeps_frames_timestamps_and_audio(dask_clust
     assert main(["video", str(film), str(tmp_path / "cluster.mp4"), *common, "--scheduler", dask_cluster.address]) == 0
     captured = capsys.readouterr()
     assert "3 shot(s) in 3 task(s) on 2 worker(s)" in captured.err
+    assert "joined by stream copy" in captured.err
     assert "81 frames" in local_out and "81 frames" in captured.out and "3 shot start(s)" in captured.out
+    lossless = [*RENDER, "--lossless", "--no-progress"]
+    assert main(["video", str(film), str(tmp_path / "local.mkv"), *lossless, "--threads", "1"]) == 0
+    assert main(["video", str(film), str(tmp_path / "cluster.mkv"), *lossless, "--scheduler", dask_cluster.address]) == 0
+    assert "joined by stream copy" in capsys.readouterr().err
 
     local, cluster = tmp_path / "local.mp4", tmp_path / "cluster.mp4"
     assert frame_times(cluster) == frame_times(local) == frame_times(film)
     assert audio_packets(cluster) == audio_packets(local) == audio_packets(film)
-    a, b = decoded_frames(local), decoded_frames(cluster)
-    assert len(a) == len(b) == 81
-    assert max(float(np.abs(x.astype(np.int16) - y.astype(np.int16)).mean()) for x, y in zip(a, b)) < 0.5
+    exact, joined = decoded_frames(tmp_path / "local.mkv"), decoded_frames(tmp_path / "cluster.mkv")
+    assert len(exact) == len(joined) == 81 and all(np.array_equal(x, y) for x, y in zip(exact, joined))
+    assert frame_times(tmp_path / "cluster.mkv") == frame_times(tmp_path / "local.mkv")
+    assert audio_packets(tmp_path / "cluster.mkv") == audio_packets(tmp_path / "local.mkv")  # Matroska starts at 0
+    # Each shot is its own H.264 stream, so the lossy results differ from each other by the codec's own error.
+    local_error, cluster_error = _mean_errors(decoded_frames(local), exact), _mean_errors(decoded_frames(cluster), exact)
+    assert len(cluster_error) == 81 and max(cluster_error) < max(local_error) + 0.5
     assert _temporaries(tmp_path) == []  # the shot files' folder is gone
+
+
+def test_cluster_film_into_a_container_without_stream_copy_is_re_encoded_on_the_client(dask_cluster, tmp_path, capsys):
+    film = tmp_path / "film.mp4"
+    _film(film, (26, 30))
+    common = [*RENDER, "--preset", "ultrafast", "--no-progress"]
+    assert main(["video", str(film), str(tmp_path / "local.avi"), *common, "--threads", "1"]) == 0
+    assert main(["video", str(film), str(tmp_path / "cluster.avi"), *common, "--scheduler", dask_cluster.address]) == 0
+    assert "shots re-encoded on the client (.avi is not one of" in capsys.readouterr().err
+    local, cluster = decoded_frames(tmp_path / "local.avi"), decoded_frames(tmp_path / "cluster.avi")
+    assert len(local) == len(cluster) == 56
+    assert max(_mean_errors(cluster, local)) < 0.5  # one encode of the same lossless frames
+    assert _temporaries(tmp_path) == []
 
 
 def test_cluster_worker_killed_mid_run_loses_nothing(dask_cluster, tmp_path):

@@ -96,7 +96,8 @@ def colorize_span(film: str, span: Span, segment: str, spec: ModelSpec, options:
                   uint16: bool, encode: EncodeOptions, offset: int) -> dict[str, Any]:
     """Worker side: colorize ``span`` of ``film`` into the video file ``segment``, encoded with ``encode``,
     timestamps counted from ``offset`` (source time base). The worker's decoder and encoder get as many
-    threads as its torch, so a one-thread worker stays on one core.
+    threads as its torch, and a one-thread worker's video stages take turns, so it stays on one core:
+    two such workers on two cores then do not slow each other's network down.
 
     Returns ``{"frames": [(index, pts)...], "damaged", "cuts", "seconds", "wall", "worker"}``.
     """
@@ -107,7 +108,7 @@ def colorize_span(film: str, span: Span, segment: str, spec: ModelSpec, options:
         info = replace(reader.info, rotation=0, audio_streams=0, high_bit_depth=uint16)
         segment_encode = replace(encode, overwrite=True, provenance=None, codec_threads=threads)
         writer = _RecordingWriter(open_writer(Path(segment), info, segment_encode), offset)
-        report = run_pipeline(reader, writer, colorizer, replace(options, progress=False))
+        report = run_pipeline(reader, writer, colorizer, replace(options, progress=False, stages_take_turns=threads == 1))
     finally:
         reader.close()
     return {"span": span, "frames": writer.written, "damaged": report.damaged, "cuts": report.cuts,

@@ -13,6 +13,7 @@ temporary output; nothing is ever written under the final name until the last fr
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import sys
 import threading
@@ -46,6 +47,8 @@ class VideoOptions:
     inter-thread queue. ``on_damaged``: ``"skip"`` (report the frame, leave it out, go on; with
     pts kept, the previous frame is simply shown longer) or ``"stop"`` (clear error, no output).
     ``colorize_opts``: passed to ``Colorizer.colorize_L`` (``render_size``, ``decode``, ...).
+    ``stages_take_turns``: the three stages still run in their threads but compute one at a time, so the
+    run stays on one core (a one-thread cluster worker's budget; overlapping they take about 1.2 cores).
     """
 
     temperature: float = TEMPERATURE
@@ -56,6 +59,7 @@ class VideoOptions:
     on_damaged: str = "skip"
     colorize_opts: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
+    stages_take_turns: bool = False
 
     def __post_init__(self) -> None:
         if self.on_damaged not in ("skip", "stop"):
@@ -167,6 +171,7 @@ def run_pipeline(reader: FrameReader, writer: FrameWriter, colorizer: Any,
     q_out: queue.Queue = queue.Queue(maxsize=options.queue_frames)
     counters = {"read": 0, "written": 0}
     lock = threading.Lock()
+    turn = threading.Lock() if options.stages_take_turns else contextlib.nullcontext()
     failures: list[BaseException] = []
     bar = tqdm(total=reader.info.n_frames, unit="frame", disable=not options.progress, dynamic_ncols=True,
                smoothing=0.1, desc="colorizing")
@@ -176,14 +181,15 @@ def run_pipeline(reader: FrameReader, writer: FrameWriter, colorizer: Any,
         try:
             frames = reader.frames()
             while True:
-                t0 = time.perf_counter()
-                sf = next(frames, None)
-                t1 = time.perf_counter()
-                report.seconds["decode"] += t1 - t0
-                if sf is None:
-                    break
-                motion = analyser(sf.rgb) if analyser is not None and sf.rgb is not None else None
-                report.seconds["motion"] += time.perf_counter() - t1
+                with turn:
+                    t0 = time.perf_counter()
+                    sf = next(frames, None)
+                    t1 = time.perf_counter()
+                    report.seconds["decode"] += t1 - t0
+                    if sf is None:
+                        break
+                    motion = analyser(sf.rgb) if analyser is not None and sf.rgb is not None else None
+                    report.seconds["motion"] += time.perf_counter() - t1
                 with lock:
                     counters["read"] += 1
                     report.max_in_flight = max(report.max_in_flight, counters["read"] - counters["written"])
@@ -202,9 +208,10 @@ def run_pipeline(reader: FrameReader, writer: FrameWriter, colorizer: Any,
                 if item is _END:
                     return
                 sf, rgb = item
-                t0 = time.perf_counter()
-                writer.write(rgb, sf)
-                report.seconds["encode"] += time.perf_counter() - t0
+                with turn:
+                    t0 = time.perf_counter()
+                    writer.write(rgb, sf)
+                    report.seconds["encode"] += time.perf_counter() - t0
                 with lock:
                     counters["written"] += 1
                 bar.update(1)
@@ -239,7 +246,9 @@ def run_pipeline(reader: FrameReader, writer: FrameWriter, colorizer: Any,
                             report.cuts.append(sf.index)
                         batch.append((sf, motion))
                 if batch and (done or len(batch) == options.batch_size):
-                    for out in _colorize_batch(batch, colorizer, smoother, device, options, out_dtype, report):
+                    with turn:
+                        outs = _colorize_batch(batch, colorizer, smoother, device, options, out_dtype, report)
+                    for out in outs:
                         _put(q_out, out, stop)
                     batch = []
                 if done:

@@ -268,6 +268,52 @@ def test_queues_stay_bounded_with_a_slow_writer():
     assert threading.active_count() == 1 or all(not t.name.startswith("tinct-video") for t in threading.enumerate())
 
 
+class _Busy:
+    """Records when each stage computes: ``intervals`` of (start, end, stage)."""
+
+    def __init__(self):
+        self.intervals: list[tuple[float, float, str]] = []
+        self.lock = threading.Lock()
+
+    def work(self, stage: str) -> None:
+        start = time.perf_counter()
+        time.sleep(0.003)  # stands for computing; a sleep lets another thread run meanwhile unless it waits its turn
+        with self.lock:
+            self.intervals.append((start, time.perf_counter(), stage))
+
+    def overlaps(self) -> int:
+        spans = sorted(self.intervals)
+        return sum(1 for (_, end, _), (start, _, _) in zip(spans, spans[1:]) if start < end)
+
+
+@pytest.mark.parametrize("take_turns", [True, False])
+def test_stages_that_take_turns_never_compute_at_the_same_time(take_turns):
+    busy = _Busy()
+
+    class Reader(_CountingReader):
+        def frames(self):
+            for sf in super().frames():
+                busy.work("read")
+                yield sf
+
+    class Writer(_SlowWriter):
+        def write(self, rgb, source):
+            busy.work("write")
+            self.frames.append(source.index)
+
+    class Colorizer(FlickerColorizer):
+        def colorize_L(self, L, **kw):
+            busy.work("model")
+            return super().colorize_L(L, **kw)
+
+    writer = Writer()
+    opts = VideoOptions(progress=False, batch_size=2, queue_frames=3, stages_take_turns=take_turns)
+    run_pipeline(Reader(), writer, Colorizer(), opts)
+    assert writer.frames == list(range(60))
+    assert {stage for _, _, stage in busy.intervals} == {"read", "write", "model"}
+    assert (busy.overlaps() == 0) == take_turns
+
+
 def test_odd_frame_size_is_encoded_as_444_with_a_note(tmp_path):
     rng = np.random.default_rng(2)
     frames = [np.repeat(rng.integers(0, 255, (45, 67, 1), dtype=np.uint8), 3, axis=2) for _ in range(4)]

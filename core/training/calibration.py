@@ -31,8 +31,9 @@ from .prior_correction import correct_prior
 
 CALIBRATION_SIDE = 512  # px, the longer side the held-back files are scored at
 ALPHA_GRID: tuple[float, ...] = tuple(round(0.025 * i, 3) for i in range(13))  # 0 ... 0.3
-# The floor is 0.9; the validation sets come out a few hundredths either side of the held-back part.
-MIN_COLORFULNESS_RATIO = 0.92
+# The floor is 0.9. A model's colourfulness on a validation split has come out up to 0.05 below
+# its held-back figure (session 5: 0.92 held back, 0.87 on the v1 split), so the floor keeps that margin.
+MIN_COLORFULNESS_RATIO = 0.95
 MAX_TILTED_CANDIDATES = 4  # α tried with their tilt, best AuC first (each costs two scorings)
 TILT_PROBE = 0.003  # per ab unit: moves the mean cast by about 1.4 ab units on tinct-small
 

@@ -65,8 +65,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--prior-correction", type=_alpha, default=0.0, metavar="ALPHA",
                    help="fold a logit adjustment of ALPHA·log(rebalancing weights) into the exported classification "
                    "model (0 = pure rebalanced prediction; 'auto': chosen on the held-back training images through the whole "
-                   "pipeline, the best AuC that keeps colourfulness >= 0.92 x the truth's, plus a cast tilt that "
-                   "zeroes their mean cast; see core/training/calibration.py)")
+                   "pipeline, the best AuC that keeps colourfulness at or above the floor MIN_COLORFULNESS_RATIO x the "
+                   "truth's, plus a cast tilt that zeroes their mean cast; see core/training/calibration.py)")
     p.add_argument("--note", default="", help="free text recorded in the exported file's provenance")
     p.add_argument("--hardware", default="", help="free text recorded in the provenance (default: detected)")
     p.set_defaults(func=run)

@@ -180,7 +180,7 @@ class _Dispatcher:
     """The planning thread: reads the film, submits each span to the cluster as soon as it is final.
 
     Its failure (an unreadable film) is kept in ``error`` for the main thread; ``done`` is set when it
-    ends either way. ``submitted`` maps each future to its span.
+    ends either way. ``submitted`` maps each future to its span; after :meth:`cancel` nothing more is sent.
     """
 
     def __init__(self, planner: ShotPlanner, submit: Callable[[Span], Any], completed: Any):
@@ -189,21 +189,29 @@ class _Dispatcher:
         self.error: BaseException | None = None
         self.done = threading.Event()
         self.cancelled = threading.Event()
+        self._lock = threading.Lock()
         self._submit, self._completed = submit, completed
         self.thread = threading.Thread(target=self._run, name="tinct-film-plan", daemon=True)
 
     def _run(self) -> None:
         try:
             for span in self.planner:
-                if self.cancelled.is_set():
-                    return
-                future = self._submit(span)
-                self.submitted[future] = span
+                with self._lock:
+                    if self.cancelled.is_set():
+                        return
+                    future = self._submit(span)
+                    self.submitted[future] = span
                 self._completed.add(future)
         except BaseException as error:  # noqa: BLE001 - handed to the main thread, raised there
             self.error = error
         finally:
             self.done.set()
+
+    def cancel(self) -> list[Any]:
+        """Send no more spans; returns the futures sent so far."""
+        with self._lock:
+            self.cancelled.set()
+            return list(self.submitted)
 
 
 def _colorize_film(client: Any, input_path: Path, output_path: Path, info: Any, spec: ModelSpec,
@@ -292,14 +300,13 @@ def _colorize_film(client: Any, input_path: Path, output_path: Path, info: Any, 
     except BaseException:
         writer.abort()
         if dispatcher is not None:
-            dispatcher.cancelled.set()
-            client.cancel(list(dispatcher.submitted))
+            client.cancel(dispatcher.cancel())
         raise
     finally:
         if bar is not None:
             bar.close()
         if dispatcher is not None:
-            dispatcher.thread.join()
+            dispatcher.thread.join(timeout=5.0)  # after a failure it stops at its next span, sending nothing
         shutil.rmtree(work, ignore_errors=True)
     report.wall = time.perf_counter() - start
     report.notes.append(f"{dispatcher.planner.shots} shot(s) in {next_span} task(s) on {len(workers)} worker(s); "

@@ -302,6 +302,27 @@ def test_cluster_film_into_a_container_without_stream_copy_is_re_encoded_on_the_
     assert _temporaries(tmp_path) == []
 
 
+def test_cluster_film_that_cannot_be_cut_into_shots_fails_in_one_line_and_leaves_nothing(dask_cluster, tmp_path,
+                                                                                          capsys):
+    """A raw H.264 stream has no timestamps: the planning thread fails, the run says so in one line."""
+    import av
+
+    raw = tmp_path / "film.h264"
+    with av.open(str(raw), "w", format="h264") as out:
+        stream = out.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(30):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 5 * i, np.uint8), format="rgb24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    assert main(["video", str(raw), str(tmp_path / "out.mp4"), *RENDER, "--no-progress",
+                 "--scheduler", dask_cluster.address]) == INPUT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "frames without timestamps cannot be split into shots" in err[-1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["film.h264"]  # no output, no temporary, no shot folder
+
+
 def test_cluster_worker_killed_mid_run_loses_nothing(dask_cluster, tmp_path):
     """Last in this module: it leaves the cluster one worker short."""
     from distributed import Client

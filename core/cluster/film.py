@@ -99,7 +99,7 @@ def colorize_span(film: str, span: Span, segment: str, spec: ModelSpec, options:
     threads as its torch, and a one-thread worker's video stages take turns, so it stays on one core:
     two such workers on two cores then do not slow each other's network down.
 
-    Returns ``{"frames": [(index, pts)...], "damaged", "cuts", "seconds", "wall", "worker"}``.
+    Returns ``{"span", "frames": [(index, pts)...], "damaged", "cuts", "seconds", "wall", "worker"}``.
     """
     threads = set_torch_threads()
     colorizer = colorizer_for(spec)

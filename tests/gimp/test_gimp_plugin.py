@@ -92,10 +92,20 @@ def colorized(gimp_session):
         pytest.skip(reason)
     inputs = write_inputs(gimp_session)
     cases = [{**case, "path": inputs[case["image"]]} for case in CASES]
-    out, done = run_gimp(gimp_session, cases)
+    profile = gimp_session.host_path(gimp_session.new_dir("profile-")) / "calls.jsonl"
+    out, done = run_gimp(gimp_session, cases, env={"TINCT_PROFILE": str(gimp_session.inner_path(profile))})
     assert done.returncode == 0, done.stderr[-4000:]
     results = {case["name"]: json.loads((out / f"{case['name']}.json").read_text()) for case in CASES}
+    results["profile"] = [json.loads(line) for line in profile.read_text().splitlines()]
     return out, results, done
+
+
+def test_every_call_is_answered_by_the_one_process_gimp_started(colorized):
+    """The extension serves all calls: no call pays for starting Python and importing GIMP's bindings."""
+    _, results, _ = colorized
+    calls = results["profile"]
+    assert len(calls) >= 6  # colorize calls: four formats, a layer group, three runs of one layer
+    assert len({call["plugin_pid"] for call in calls}) == 1
 
 
 def test_procedures_are_registered(gimp_session):

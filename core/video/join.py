@@ -111,7 +111,8 @@ class PacketJoinWriter(VideoFileWriter):
                     continue
                 if intra:
                     if len(copied) >= len(frame_pts):
-                        break  # more packets than frames: reported below
+                        raise VideoIOError(f"the encoded shot {piece.name} holds more frames than the "
+                                           f"{len(frame_pts)} colorized")
                     pts = dts = frame_pts[len(copied)]
                 else:
                     pts = self._source_ticks(piece, packet.pts, stream.time_base) + offset

@@ -93,6 +93,15 @@ def test_a_piece_that_does_not_fit_fails_the_join_and_leaves_no_output(film, tmp
          "other codec parameters"),
         ((first, [f.pts for f in frames[:cut + 1]], 0), None, "holds 9 frames at other timestamps than the 10"),
     ]
+    lossless = EncodeOptions(lossless=True)
+    ffv1 = _piece(tmp_path / "d.mkv", info, frames[:cut], lossless, 0)
+    for frame_list, message in (([f.pts for f in frames[:cut - 1]], "holds more frames than the 8"),
+                                ([f.pts for f in frames[:cut + 1]], "holds 9 frames at other timestamps than the 10")):
+        joined = PacketJoinWriter(tmp_path / "joined.mkv", info, lossless)
+        with pytest.raises(VideoIOError, match=message):
+            joined.append(ffv1, frame_list, 0)
+        joined.abort()
+        assert not (tmp_path / "joined.mkv").exists()
     for k, (one, two, message) in enumerate(cases):
         target = tmp_path / f"joined{k}.mp4"
         joined = PacketJoinWriter(target, info, FAST, audio_source=film)

@@ -19,7 +19,7 @@ RUNTIME = ("core/__init__.py", "core/errors.py", "core/color.py", "core/bins.py"
            "core/content.py", "core/fs.py", "core/pixels.py", "core/pixel_tensors.py", "core/geometry.py",
            "core/stages.py", "core/hints.py",
            "core/post/__init__.py", "core/post/crf.py", "core/post/segments.py", "core/post/tv.py",
-           "core/post/mask.py", "core/post/steps.py", "core/video/io.py", "core/video/pipeline.py",
+           "core/post/mask.py", "core/post/steps.py", "core/video/io.py", "core/video/join.py", "core/video/pipeline.py",
            "core/video/temporal.py", "core/video/flow.py", "core/video/frames.py")
 PURE = ("core/color.py", "core/bins.py", "core/decode.py", "core/upsample.py", "core/post/crf.py",
         "core/post/segments.py", "core/post/tv.py", "core/post/mask.py", "core/post/steps.py", "core/pixels.py",

@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from core.video.io import EncodeOptions, SourceFrame, VideoFileReader, VideoIOError, check_distinct, open_writer
-from core.video.join import PacketJoinWriter, join_problem, output_codec, piece_suffix
+from core.video.join import PacketJoinWriter, join_problem, piece_suffix
 from core.video.pipeline import VideoOptions, VideoReport, run_pipeline
 
 from . import ClusterError
@@ -99,7 +99,7 @@ def colorize_span(film: str, span: Span, segment: str, spec: ModelSpec, options:
     threads as its torch, and a one-thread worker's video stages take turns, so it stays on one core:
     two such workers on two cores then do not slow each other's network down.
 
-    Returns ``{"span", "frames": [(index, pts)...], "damaged", "cuts", "seconds", "wall", "worker"}``.
+    Returns ``{"frames": [(index, pts)...], "damaged", "cuts", "seconds", "wall", "worker"}``.
     """
     threads = set_torch_threads()
     colorizer = colorizer_for(spec)
@@ -111,8 +111,8 @@ def colorize_span(film: str, span: Span, segment: str, spec: ModelSpec, options:
         report = run_pipeline(reader, writer, colorizer, replace(options, progress=False, stages_take_turns=threads == 1))
     finally:
         reader.close()
-    return {"span": span, "frames": writer.written, "damaged": report.damaged, "cuts": report.cuts,
-            "seconds": report.seconds, "wall": report.wall, "worker": worker_name()}
+    return {"frames": writer.written, "damaged": report.damaged, "cuts": report.cuts, "seconds": report.seconds,
+            "wall": report.wall, "worker": worker_name()}
 
 
 def _join_span(result: dict[str, Any], segment: Path, writer: Any, offset: int) -> int:
@@ -231,12 +231,11 @@ def _colorize_film(client: Any, input_path: Path, output_path: Path, info: Any, 
     if problem is None:
         writer.abort()  # the output was checked; the pieces are encoded on the workers
         writer = PacketJoinWriter(output_path, info, encode, audio_source=input_path)
-        piece_encode, suffix = encode, piece_suffix(output_codec(encode))
+        piece_encode, suffix = encode, piece_suffix(encode.video_codec)
         report.notes.append("shots encoded on the workers and joined by stream copy")
     else:
         piece_encode, suffix = EncodeOptions(lossless=True), ".mkv"
         report.notes.append(f"shots re-encoded on the client ({problem})")
-    offset_of = (lambda span: span.first_pts) if suffix == ".mov" else (lambda span: 0)
     bar = dispatcher = None
     try:
         work.mkdir()
@@ -247,18 +246,20 @@ def _colorize_film(client: Any, input_path: Path, output_path: Path, info: Any, 
             bar.write(f"tinct video: note: {note}")
         run_id = uuid.uuid4().hex[:12]
 
+        def piece_path(span: Span) -> Path:
+            return (work / f"shot_{span.number:05d}{suffix}").resolve()
+
         def submit(span: Span) -> Any:
-            piece = str((work / f"shot_{span.number:05d}{suffix}").resolve())
             # Earlier spans first: the join takes them in order.
-            return client.submit(colorize_span, str(input_path.resolve()), span, piece, spec, options, uint16,
-                                 piece_encode, offset_of(span), key=f"tinct-shot-{run_id}-{span.number}",
+            return client.submit(colorize_span, str(input_path.resolve()), span, str(piece_path(span)), spec, options,
+                                 uint16, piece_encode, span.first_pts, key=f"tinct-shot-{run_id}-{span.number}",
                                  resources=resources or None, priority=-span.number, pure=False)
 
         completed = as_completed()
         dispatcher = _Dispatcher(ShotPlanner(input_path, options.temporal_options.motion, min_span_frames),
                                  submit, completed)
         dispatcher.thread.start()
-        done: dict[int, dict[str, Any]] = {}
+        done: dict[int, tuple[Span, dict[str, Any]]] = {}
         workers: set[str] = set()
         next_span = 0
         while True:
@@ -271,14 +272,13 @@ def _colorize_film(client: Any, input_path: Path, output_path: Path, info: Any, 
                 except Exception as error:  # noqa: BLE001 - KilledWorker and the like
                     raise ClusterError(f"shot {span.number + 1} (from frame {span.first_index}) was lost on the "
                                        f"cluster: {type(error).__name__}: {error}") from None
-                done[span.number] = result
+                done[span.number] = (span, result)
                 workers.add(result["worker"])
                 bar.update(span.n_frames)
                 while next_span in done:
-                    result = done.pop(next_span)
+                    joined, result = done.pop(next_span)
                     t0 = time.perf_counter()
-                    report.frames_written += _join_span(result, work / f"shot_{next_span:05d}{suffix}", writer,
-                                                        offset_of(result["span"]))
+                    report.frames_written += _join_span(result, piece_path(joined), writer, joined.first_pts)
                     report.seconds["join"] = report.seconds.get("join", 0.0) + time.perf_counter() - t0
                     report.frames_read += len(result["frames"]) + len(result["damaged"])
                     report.damaged.extend(tuple(d) for d in result["damaged"])

@@ -286,6 +286,11 @@ class EncodeOptions:
     provenance: "Record | None" = None
     codec_threads: int = 0
 
+    @property
+    def video_codec(self) -> str:
+        """The codec a video file is encoded with: ``codec``, else FFV1 when ``lossless``, else H.264."""
+        return self.codec or ("ffv1" if self.lossless else "libx264")
+
 
 def encoding_notes(info: StreamInfo, codec: str) -> list[str]:
     """What encoding ``info``'s frames with ``codec`` into a video file will not keep as it is."""
@@ -327,7 +332,7 @@ class VideoFileWriter:
                  audio_source: str | Path | None = None):
         self.final = Path(final)
         suffix = self.final.suffix.lower()
-        codec = options.codec or ("ffv1" if options.lossless else "libx264")
+        codec = options.video_codec
         if options.lossless and codec != "ffv1":
             raise VideoOptionError(f"--lossless uses FFV1, not {codec}")
         if codec == "ffv1" and suffix not in LOSSLESS_VIDEO_SUFFIXES:

@@ -40,18 +40,13 @@ def piece_suffix(codec: str) -> str:
     return ".mkv" if codec in INTRA_CODECS else ".mov"
 
 
-def output_codec(options: EncodeOptions) -> str:
-    """The codec :class:`~core.video.io.VideoFileWriter` encodes with under ``options``."""
-    return options.codec or ("ffv1" if options.lossless else "libx264")
-
-
 def join_problem(output: Path, info: StreamInfo, options: EncodeOptions) -> str | None:
     """Why the pieces of a film cannot be joined by stream copy into ``output``, or None when they can."""
     if is_frame_folder_target(output):
         return "a frame folder is written frame by frame"
     if output.suffix.lower() not in JOIN_SUFFIXES:
         return f"{output.suffix or 'no suffix'} is not one of {', '.join(JOIN_SUFFIXES)}"
-    codec = output_codec(options)
+    codec = options.video_codec
     if codec in INTRA_CODECS:
         return None
     if codec not in REORDERING_CODECS:
@@ -92,7 +87,8 @@ class PacketJoinWriter(VideoFileWriter):
         Args:
             piece: a file holding one video stream, encoded with the output's codec and options.
             frame_pts: the source timestamps of the piece's frames, in display order (source time base).
-            offset: the source timestamp the piece's own timestamps count from (0 for an FFV1 piece).
+            offset: the source timestamp the piece's own timestamps count from (unused for an FFV1 piece,
+                whose timestamps are ``frame_pts``).
         Raises:
             VideoIOError: the piece cannot be read, its frames or timestamps are not ``frame_pts``, or its
                 codec parameters differ from the first piece's.

@@ -278,6 +278,32 @@ def test_cuda_training_path_runs_in_bf16_with_the_cache_on_the_device(tmp_path):
     assert (tmp_path / "run" / "export" / "tinct-small.safetensors").exists()
 
 
+def test_calibration_skips_what_cannot_pay_for_the_tilt_and_keeps_the_best_untilted_alpha_when_none_can():
+    from core.training.calibration import TILT_COST_SHARE, choose_setting
+
+    assert TILT_COST_SHARE == 0.75  # the skips below are worked out for it
+    # AuC rises with α while colourfulness falls
+    rows = [{"alpha": a, "auc": auc, "colorfulness_ratio": col}
+            for a, auc, col in ((0.0, 85.0, 1.20), (0.1, 86.0, 1.09), (0.2, 87.0, 1.05), (0.3, 88.0, 1.00))]
+    tried = []
+
+    def try_tilt(row, cost=0.17):
+        tried.append(row["alpha"])
+        return (0.001, -0.01), {"colorfulness_ratio": row["colorfulness_ratio"] - cost}
+
+    # α 0.3 (1.00 → 0.83) fails; 0.2 (1.05 − 0.75 · 0.17 < 0.95) is skipped; 0.1 (1.09 → 0.92) is tried and
+    # fails; α 0 (1.20 → 1.03) holds
+    assert choose_setting(rows, try_tilt, 0.95) == (0.0, (0.001, -0.01))
+    assert tried == [0.3, 0.1, 0.0]
+    tried.clear()
+    # no tilted α holds within the tries: the best α that holds the floor untilted, without a tilt
+    assert choose_setting(rows, try_tilt, 0.95, max_tries=2) == (0.3, (0.0, 0.0)) and tried == [0.3, 0.1]
+    tried.clear()
+    assert choose_setting(rows, lambda r: try_tilt(r, cost=1.0), 0.95) == (0.3, (0.0, 0.0))
+    assert tried == [0.3]  # after a cost of 1.0 nothing else could pay
+    assert choose_setting(rows, try_tilt, 5.0) == (0.0, (0.0, 0.0))  # nothing holds at all
+
+
 def test_calibration_takes_the_best_auc_that_keeps_the_colour_and_tilts_the_cast_away(tmp_path):
     from PIL import Image
 

@@ -14,8 +14,8 @@ default temperature, guided upsampling, merge) on the held-back files scaled to 
 brings its mean cast to zero (a probe and one secant step per axis) and keeps the first whose tilted colourfulness
 stays at least :data:`MIN_COLORFULNESS_RATIO` × the truth's. A tilt costs colour (a young model with a +8 b cast
 lost 0.15 × of the truth's colourfulness to it), so an α whose colourfulness cannot pay most of the smallest cost
-seen so far (:data:`TILT_COST_SHARE`) is skipped, and when no tilted α holds the floor the best α that holds it untilted is kept. Validation splits
-are never used.
+seen so far (:data:`TILT_COST_SHARE`) is skipped, and when no tilted α holds the floor, the best α that holds it
+untilted is kept. Validation splits are never used.
 """
 
 from __future__ import annotations

@@ -155,19 +155,16 @@ def choose_setting(
         it untilted, with tilt ``(0, 0)``; else ``(0.0, (0, 0))``.
     """
     candidates = sorted((r for r in rows if r["colorfulness_ratio"] >= min_ratio), key=lambda r: -r["auc"])
-    smallest_cost = 0.0  # the least colourfulness a tilt has cost so far
-    tries = 0
+    costs: list[float] = []  # the colourfulness each failed tilt cost (every try but a successful one fails)
     for row in candidates:
-        if tries >= max_tries:
+        if len(costs) >= max_tries:
             break
-        if row["colorfulness_ratio"] - TILT_COST_SHARE * smallest_cost < min_ratio:
+        if row["colorfulness_ratio"] - TILT_COST_SHARE * min(costs, default=0.0) < min_ratio:
             continue
         tilt, tilted = try_tilt(row)
-        tries += 1
         if tilted["colorfulness_ratio"] >= min_ratio:
             return row["alpha"], tilt
-        cost = row["colorfulness_ratio"] - tilted["colorfulness_ratio"]
-        smallest_cost = cost if tries == 1 else min(smallest_cost, cost)
+        costs.append(row["colorfulness_ratio"] - tilted["colorfulness_ratio"])
     if candidates:
         return candidates[0]["alpha"], (0.0, 0.0)
     return 0.0, (0.0, 0.0)
